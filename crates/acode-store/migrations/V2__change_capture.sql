@@ -1,0 +1,317 @@
+-- Change capture (DESIGN.md §4, §15 rules 7, 11, 12).
+--
+-- Every write to a synced table leaves one sync_outbox entry in the same
+-- transaction. The entry records what changed (entity, id, op), when (HLC)
+-- and the delivery state; the payload is read from the row when the batch is
+-- built, redacted by the row's effective privacy at that moment, and frozen
+-- on the entry when first sent.
+--
+-- The triggers call functions that only a connection opened by acode
+-- registers (acode_capture, acode_key, acode_hlc, ...): a write from any
+-- other connection fails with "no such function" instead of going
+-- uncaptured. acode_capture() is 0 while the engine applies remote changes
+-- and while migrations run.
+
+-- Key/value state of the device and the engine: device_id, hlc_floor (the
+-- latest HLC observed from the remote), cursor, paused, last_push_at, ...
+CREATE TABLE sync_state (
+    key    TEXT PRIMARY KEY NOT NULL,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE sync_outbox (
+    -- The local order of changes (rule 12): never reused, never the ULID's clock.
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- The change's idempotency key (ULID).
+    key            TEXT NOT NULL,
+    entity         TEXT NOT NULL,
+    entity_id      TEXT NOT NULL,
+    op             TEXT NOT NULL CHECK (op IN ('create', 'update', 'delete')),
+    hlc            TEXT NOT NULL,
+    status         TEXT NOT NULL DEFAULT 'pending'
+                   CHECK (status IN ('pending', 'in_flight', 'synced', 'failed', 'superseded')),
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    -- Unix milliseconds; NULL means due now.
+    next_retry_at  INTEGER,
+    last_error     TEXT,
+    -- Set when the entry is first sent (frozen batch, rule 1).
+    batch_key      TEXT,
+    base_version   INTEGER,
+    payload        TEXT,
+    created_at     INTEGER NOT NULL,
+    settled_at     INTEGER
+);
+CREATE UNIQUE INDEX sync_outbox_key ON sync_outbox (key);
+CREATE INDEX sync_outbox_row ON sync_outbox (entity, entity_id, seq);
+
+-- The sync state of every row that has ever been captured.
+CREATE TABLE sync_row_state (
+    entity          TEXT NOT NULL,
+    entity_id       TEXT NOT NULL,
+    -- How many local changes were captured for the row.
+    local_version   INTEGER NOT NULL DEFAULT 0,
+    -- The server's version of the row as last seen (0: never reached it).
+    server_version  INTEGER NOT NULL DEFAULT 0,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'synced', 'conflict', 'failed')),
+    last_error      TEXT,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (entity, entity_id)
+) WITHOUT ROWID;
+
+-- The losing side of every conflict (DESIGN.md §8).
+CREATE TABLE sync_conflicts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity          TEXT NOT NULL,
+    entity_id       TEXT NOT NULL,
+    local_version   INTEGER NOT NULL,
+    remote_version  INTEGER NOT NULL,
+    resolution      TEXT NOT NULL,
+    loser           TEXT NOT NULL,
+    preserved_path  TEXT,
+    created_at      INTEGER NOT NULL,
+    acked_at        INTEGER
+);
+
+-- What the engine did, for `sync status` and diagnosis.
+CREATE TABLE sync_log (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    count   INTEGER NOT NULL DEFAULT 0,
+    detail  TEXT
+);
+CREATE INDEX sync_log_at ON sync_log (at);
+
+-- The one place where an entry is made: every capture trigger inserts
+-- (entity, entity_id, op) here, and this trigger fills in the key, the HLC
+-- (never behind the last entry nor the remote floor), the time, and the row
+-- state.
+CREATE VIEW sync_capture (entity, entity_id, op) AS
+    SELECT entity, entity_id, op FROM sync_outbox WHERE 0;
+
+CREATE TRIGGER sync_capture_insert INSTEAD OF INSERT ON sync_capture
+BEGIN
+    INSERT INTO sync_outbox (key, entity, entity_id, op, hlc, created_at)
+    VALUES (acode_key(), NEW.entity, NEW.entity_id, NEW.op,
+            acode_hlc((SELECT hlc FROM sync_outbox ORDER BY seq DESC LIMIT 1),
+                      (SELECT value FROM sync_state WHERE key = 'hlc_floor')),
+            acode_now());
+    INSERT INTO sync_row_state (entity, entity_id, local_version, server_version, status, updated_at)
+    VALUES (NEW.entity, NEW.entity_id, 1, 0, 'pending', acode_now())
+    ON CONFLICT (entity, entity_id) DO UPDATE
+        SET local_version = local_version + 1,
+            status = 'pending',
+            last_error = NULL,
+            updated_at = excluded.updated_at;
+END;
+
+-- Chats --------------------------------------------------------------------
+
+CREATE TRIGGER chats_capture_insert AFTER INSERT ON chats
+WHEN acode_capture() AND NEW.privacy != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('chat', NEW.id, 'create');
+END;
+
+-- A privacy change reaches every message whose effective level it changes,
+-- in the same transaction (rule 7).
+CREATE TRIGGER chats_capture_update AFTER UPDATE ON chats
+WHEN acode_capture() AND NOT (OLD.privacy = 'local_only' AND NEW.privacy = 'local_only')
+BEGIN
+    INSERT INTO sync_capture VALUES ('chat', NEW.id, acode_op(OLD.privacy, NEW.privacy));
+    INSERT INTO sync_capture
+        SELECT 'message', m.id,
+               acode_op(acode_stricter(OLD.privacy, m.privacy), acode_stricter(NEW.privacy, m.privacy))
+        FROM messages m
+        WHERE OLD.privacy != NEW.privacy
+          AND m.chat_id = NEW.id
+          AND acode_stricter(OLD.privacy, m.privacy) != acode_stricter(NEW.privacy, m.privacy)
+        ORDER BY m.id;
+END;
+
+-- Messages deleted with their chat are not captured: the chat's delete
+-- covers them (the server cascades, rule 6).
+CREATE TRIGGER chats_capture_delete AFTER DELETE ON chats
+WHEN acode_capture() AND OLD.privacy != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('chat', OLD.id, 'delete');
+END;
+
+-- Messages -----------------------------------------------------------------
+
+CREATE TRIGGER messages_capture_insert AFTER INSERT ON messages
+WHEN acode_capture()
+ AND acode_stricter(NEW.privacy, (SELECT privacy FROM chats WHERE id = NEW.chat_id)) != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('message', NEW.id, 'create');
+END;
+
+CREATE TRIGGER messages_capture_update AFTER UPDATE ON messages
+WHEN acode_capture()
+BEGIN
+    INSERT INTO sync_capture
+        SELECT 'message', NEW.id, acode_op(o, n)
+        FROM (SELECT acode_stricter(OLD.privacy, (SELECT privacy FROM chats WHERE id = OLD.chat_id)) AS o,
+                     acode_stricter(NEW.privacy, (SELECT privacy FROM chats WHERE id = NEW.chat_id)) AS n)
+        WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
+END;
+
+-- When the chat is gone this is a cascade: the stricter-of is NULL and
+-- nothing is captured.
+CREATE TRIGGER messages_capture_delete AFTER DELETE ON messages
+WHEN acode_capture()
+ AND acode_stricter(OLD.privacy, (SELECT privacy FROM chats WHERE id = OLD.chat_id)) != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('message', OLD.id, 'delete');
+END;
+
+-- Sessions -----------------------------------------------------------------
+
+CREATE TRIGGER sessions_capture_insert AFTER INSERT ON sessions
+WHEN acode_capture() AND NEW.privacy != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('session', NEW.id, 'create');
+END;
+
+-- Everything under a session inherits its level: a privacy change reaches
+-- all of it, parents before children.
+CREATE TRIGGER sessions_capture_update AFTER UPDATE ON sessions
+WHEN acode_capture() AND NOT (OLD.privacy = 'local_only' AND NEW.privacy = 'local_only')
+BEGIN
+    INSERT INTO sync_capture VALUES ('session', NEW.id, acode_op(OLD.privacy, NEW.privacy));
+    INSERT INTO sync_capture
+        SELECT 'task', t.id, acode_op(OLD.privacy, NEW.privacy)
+        FROM tasks t
+        WHERE OLD.privacy != NEW.privacy AND t.session_id = NEW.id
+        ORDER BY t.id;
+    INSERT INTO sync_capture
+        SELECT 'step', st.id, acode_op(OLD.privacy, NEW.privacy)
+        FROM steps st JOIN tasks t ON t.id = st.task_id
+        WHERE OLD.privacy != NEW.privacy AND t.session_id = NEW.id
+        ORDER BY st.id;
+    INSERT INTO sync_capture
+        SELECT 'tool_call', tc.id, acode_op(OLD.privacy, NEW.privacy)
+        FROM tool_calls tc JOIN steps st ON st.id = tc.step_id JOIN tasks t ON t.id = st.task_id
+        WHERE OLD.privacy != NEW.privacy AND t.session_id = NEW.id
+        ORDER BY tc.id;
+    INSERT INTO sync_capture
+        SELECT 'artifact', a.id, acode_op(OLD.privacy, NEW.privacy)
+        FROM artifacts a
+        WHERE OLD.privacy != NEW.privacy AND a.session_id = NEW.id
+        ORDER BY a.id;
+END;
+
+CREATE TRIGGER sessions_capture_delete AFTER DELETE ON sessions
+WHEN acode_capture() AND OLD.privacy != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('session', OLD.id, 'delete');
+END;
+
+-- Tasks, steps, tool calls, artifacts: the level is the session's ----------
+
+CREATE TRIGGER tasks_capture_insert AFTER INSERT ON tasks
+WHEN acode_capture()
+ AND (SELECT privacy FROM sessions WHERE id = NEW.session_id) != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('task', NEW.id, 'create');
+END;
+
+CREATE TRIGGER tasks_capture_update AFTER UPDATE ON tasks
+WHEN acode_capture()
+BEGIN
+    INSERT INTO sync_capture
+        SELECT 'task', NEW.id, acode_op(o, n)
+        FROM (SELECT (SELECT privacy FROM sessions WHERE id = OLD.session_id) AS o,
+                     (SELECT privacy FROM sessions WHERE id = NEW.session_id) AS n)
+        WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
+END;
+
+CREATE TRIGGER tasks_capture_delete AFTER DELETE ON tasks
+WHEN acode_capture()
+ AND (SELECT privacy FROM sessions WHERE id = OLD.session_id) != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('task', OLD.id, 'delete');
+END;
+
+CREATE TRIGGER steps_capture_insert AFTER INSERT ON steps
+WHEN acode_capture()
+ AND (SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
+      WHERE t.id = NEW.task_id) != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('step', NEW.id, 'create');
+END;
+
+CREATE TRIGGER steps_capture_update AFTER UPDATE ON steps
+WHEN acode_capture()
+BEGIN
+    INSERT INTO sync_capture
+        SELECT 'step', NEW.id, acode_op(o, n)
+        FROM (SELECT (SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
+                      WHERE t.id = OLD.task_id) AS o,
+                     (SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
+                      WHERE t.id = NEW.task_id) AS n)
+        WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
+END;
+
+CREATE TRIGGER steps_capture_delete AFTER DELETE ON steps
+WHEN acode_capture()
+ AND (SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
+      WHERE t.id = OLD.task_id) != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('step', OLD.id, 'delete');
+END;
+
+CREATE TRIGGER tool_calls_capture_insert AFTER INSERT ON tool_calls
+WHEN acode_capture()
+ AND (SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
+      JOIN sessions s ON s.id = t.session_id WHERE st.id = NEW.step_id) != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('tool_call', NEW.id, 'create');
+END;
+
+CREATE TRIGGER tool_calls_capture_update AFTER UPDATE ON tool_calls
+WHEN acode_capture()
+BEGIN
+    INSERT INTO sync_capture
+        SELECT 'tool_call', NEW.id, acode_op(o, n)
+        FROM (SELECT (SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
+                      JOIN sessions s ON s.id = t.session_id WHERE st.id = OLD.step_id) AS o,
+                     (SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
+                      JOIN sessions s ON s.id = t.session_id WHERE st.id = NEW.step_id) AS n)
+        WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
+END;
+
+CREATE TRIGGER tool_calls_capture_delete AFTER DELETE ON tool_calls
+WHEN acode_capture()
+ AND (SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
+      JOIN sessions s ON s.id = t.session_id WHERE st.id = OLD.step_id) != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('tool_call', OLD.id, 'delete');
+END;
+
+CREATE TRIGGER artifacts_capture_insert AFTER INSERT ON artifacts
+WHEN acode_capture()
+ AND (SELECT privacy FROM sessions WHERE id = NEW.session_id) != 'local_only'
+BEGIN
+    INSERT INTO sync_capture VALUES ('artifact', NEW.id, 'create');
+END;
+
+CREATE TRIGGER artifacts_capture_update AFTER UPDATE ON artifacts
+WHEN acode_capture()
+BEGIN
+    INSERT INTO sync_capture
+        SELECT 'artifact', NEW.id, acode_op(o, n)
+        FROM (SELECT (SELECT privacy FROM sessions WHERE id = OLD.session_id) AS o,
+                     (SELECT privacy FROM sessions WHERE id = NEW.session_id) AS n)
+        WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
+END;
+
+-- An artifact of a step deleted with the step is a cascade, like one deleted
+-- with its session: not captured.
+CREATE TRIGGER artifacts_capture_delete AFTER DELETE ON artifacts
+WHEN acode_capture()
+ AND (SELECT privacy FROM sessions WHERE id = OLD.session_id) != 'local_only'
+ AND (OLD.step_id IS NULL OR EXISTS (SELECT 1 FROM steps WHERE id = OLD.step_id))
+BEGIN
+    INSERT INTO sync_capture VALUES ('artifact', OLD.id, 'delete');
+END;

@@ -1,0 +1,117 @@
+//! The store's errors, each mapped to one public code.
+
+use acode_protocol::ErrorCode;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{entity} {id} not found")]
+    NotFound { entity: &'static str, id: String },
+
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+
+    #[error("opening {path}: not an SQLite database, or corrupt ({detail})")]
+    NotADatabase { path: String, detail: String },
+
+    #[error(
+        "the database schema is at migration {found}, newer than this binary knows (up to {known}): upgrade acode"
+    )]
+    SchemaTooNew { found: String, known: String },
+
+    #[error(
+        "applied migration {0} differs from the one in this binary: it was edited after it was applied"
+    )]
+    MigrationModified(String),
+
+    #[error("applying migrations: {0}")]
+    MigrationFailed(String),
+
+    #[error("change capture is unavailable on this connection ({0}): write through acode")]
+    CaptureUnavailable(String),
+
+    #[error("the database is locked by another writer: {0}")]
+    Busy(String),
+
+    #[error("no acode workspace at or above {0} (run `acode init`, or pass --workspace)")]
+    WorkspaceNotFound(String),
+
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("taking the pre-migration backup: {0}")]
+    Backup(String),
+}
+
+impl StoreError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        StoreError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_found(entity: &'static str, id: impl ToString) -> Self {
+        StoreError::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
+
+    /// The public code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::NotFound { .. } => ErrorCode::StoreNotFound,
+            StoreError::Invalid { .. } => ErrorCode::StoreInvalidInput,
+            StoreError::NotADatabase { .. } => ErrorCode::StoreNotADatabase,
+            StoreError::SchemaTooNew { .. } => ErrorCode::StoreSchemaTooNew,
+            StoreError::MigrationModified(_) => ErrorCode::StoreMigrationModified,
+            StoreError::MigrationFailed(_) => ErrorCode::StoreMigrationFailed,
+            StoreError::CaptureUnavailable(_) => ErrorCode::StoreCaptureUnavailable,
+            StoreError::Busy(_) => ErrorCode::StoreBusy,
+            StoreError::WorkspaceNotFound(_) => ErrorCode::StoreWorkspaceNotFound,
+            StoreError::Sqlite(e) => sqlite_code(e),
+            StoreError::Io { .. } => ErrorCode::StoreIo,
+            StoreError::Backup(_) => ErrorCode::BackupFailed,
+        }
+    }
+
+    /// Whether the same call may succeed later (a lock, a full disk).
+    pub fn is_transient(&self) -> bool {
+        self.code().is_transient()
+    }
+}
+
+fn sqlite_code(e: &rusqlite::Error) -> ErrorCode {
+    use rusqlite::ffi::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked) => ErrorCode::StoreBusy,
+        Some(C::NotADatabase | C::DatabaseCorrupt) => ErrorCode::StoreNotADatabase,
+        Some(C::ConstraintViolation | C::TooBig) => ErrorCode::StoreInvalidInput,
+        _ => ErrorCode::StoreIo,
+    }
+}
+
+/// Turns a SQLite error into the store error a caller can act on.
+pub(crate) fn classify(e: rusqlite::Error, path: &str) -> StoreError {
+    use rusqlite::ffi::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::NotADatabase {
+            path: path.to_string(),
+            detail: e.to_string(),
+        },
+        Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy(e.to_string()),
+        _ if e.to_string().contains("no such function: acode_") => {
+            StoreError::CaptureUnavailable(e.to_string())
+        }
+        _ => StoreError::Sqlite(e),
+    }
+}

@@ -1,0 +1,233 @@
+//! Reading the capture results: outbox entries, per-row sync state, and the
+//! figures `sync status` shows. The sync engine settles entries; capture
+//! only ever adds them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use acode_protocol::{Entity, Id};
+use rusqlite::{OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::Tx;
+use crate::error::{Result, StoreError};
+use crate::record::{id_column, parsed_column};
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(StoreError::invalid(stringify!($name), format!("{other:?}"))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// What a captured change did to its row.
+    ChangeOp { Create = "create", Update = "update", Delete = "delete" }
+);
+
+text_enum!(
+    /// Where an outbox entry is on its way to the remote.
+    EntryStatus {
+        Pending = "pending",
+        InFlight = "in_flight",
+        Synced = "synced",
+        Failed = "failed",
+        Superseded = "superseded",
+    }
+);
+
+text_enum!(
+    /// A row's sync status, as users see it.
+    RowStatus { Pending = "pending", Synced = "synced", Conflict = "conflict", Failed = "failed" }
+);
+
+/// One captured change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OutboxEntry {
+    /// The local order of changes.
+    pub seq: i64,
+    /// The idempotency key.
+    pub key: Id,
+    pub entity: Entity,
+    pub entity_id: Id,
+    pub op: ChangeOp,
+    pub hlc: String,
+    pub status: EntryStatus,
+    pub attempts: i64,
+    pub next_retry_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+const ENTRY_COLUMNS: &str =
+    "seq, key, entity, entity_id, op, hlc, status, attempts, next_retry_at, last_error, created_at";
+
+fn entry(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
+    Ok(OutboxEntry {
+        seq: row.get(0)?,
+        key: id_column(row, 1)?,
+        entity: parsed_column(row, 2)?,
+        entity_id: id_column(row, 3)?,
+        op: parsed_column(row, 4)?,
+        hlc: row.get(5)?,
+        status: parsed_column(row, 6)?,
+        attempts: row.get(7)?,
+        next_retry_at: row.get(8)?,
+        last_error: row.get(9)?,
+        created_at: row.get(10)?,
+    })
+}
+
+/// The sync state of one row (`sync_row_state`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RowState {
+    pub entity: Entity,
+    pub entity_id: Id,
+    pub local_version: i64,
+    pub server_version: i64,
+    pub status: RowStatus,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// The figures of `acode sync status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncCounts {
+    /// Entries waiting or on their way.
+    pub pending: i64,
+    pub failed: i64,
+    /// Conflicts not yet acknowledged.
+    pub conflicts: i64,
+    pub synced_today: i64,
+    pub downloaded_today: i64,
+    /// When the oldest pending entry was captured (unix ms).
+    pub oldest_pending_at: Option<i64>,
+    pub paused: bool,
+    pub last_push_at: Option<String>,
+    pub last_pull_at: Option<String>,
+}
+
+impl Tx<'_> {
+    /// Outbox entries in local order, only those in `statuses` (all if empty).
+    pub fn outbox(&self, statuses: &[EntryStatus], limit: u32) -> Result<Vec<OutboxEntry>> {
+        let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let wanted = serde_json::to_string(&wanted)
+            .map_err(|e| StoreError::invalid("statuses", e.to_string()))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM sync_outbox
+             WHERE ?1 = '[]' OR status IN (SELECT value FROM json_each(?1))
+             ORDER BY seq LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map((wanted, i64::from(limit)), entry)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every entry of one row, oldest first.
+    pub fn outbox_for_row(&self, entity: Entity, id: Id) -> Result<Vec<OutboxEntry>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM sync_outbox WHERE entity = ?1 AND entity_id = ?2 ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map((entity.as_str(), id.to_string()), entry)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn row_state(&self, entity: Entity, id: Id) -> Result<Option<RowState>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT entity, entity_id, local_version, server_version, status, last_error, updated_at
+                 FROM sync_row_state WHERE entity = ?1 AND entity_id = ?2",
+            )?
+            .query_row((entity.as_str(), id.to_string()), |row| {
+                Ok(RowState {
+                    entity: parsed_column(row, 0)?,
+                    entity_id: id_column(row, 1)?,
+                    local_version: row.get(2)?,
+                    server_version: row.get(3)?,
+                    status: parsed_column(row, 4)?,
+                    last_error: row.get(5)?,
+                    updated_at: row.get(6)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// A value of `sync_state` (device id, cursor, paused, ...).
+    pub fn state(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM sync_state WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_state(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sync_state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute((key, value))?;
+        Ok(())
+    }
+
+    /// The figures of `sync status`; "today" is the UTC day of `now_millis`.
+    pub fn sync_counts(&self, now_millis: i64) -> Result<SyncCounts> {
+        let day_start = now_millis - now_millis.rem_euclid(86_400_000);
+        let (pending, failed, oldest_pending_at, synced_today) = self.conn.query_row(
+            "SELECT
+                 count(*) FILTER (WHERE status IN ('pending', 'in_flight')),
+                 count(*) FILTER (WHERE status = 'failed'),
+                 min(created_at) FILTER (WHERE status IN ('pending', 'in_flight')),
+                 count(*) FILTER (WHERE status = 'synced' AND settled_at >= ?1)
+             FROM sync_outbox",
+            [day_start],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        let conflicts = self.conn.query_row(
+            "SELECT count(*) FROM sync_conflicts WHERE acked_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        let downloaded_today = self.conn.query_row(
+            "SELECT coalesce(sum(count), 0) FROM sync_log WHERE kind = 'pull' AND at >= ?1",
+            [day_start],
+            |r| r.get(0),
+        )?;
+        Ok(SyncCounts {
+            pending,
+            failed,
+            conflicts,
+            synced_today,
+            downloaded_today,
+            oldest_pending_at,
+            paused: self.state("paused")?.as_deref() == Some("1"),
+            last_push_at: self.state("last_push_at")?,
+            last_pull_at: self.state("last_pull_at")?,
+        })
+    }
+}

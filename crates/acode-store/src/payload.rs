@@ -1,0 +1,133 @@
+//! The upload-time half of capture: a row's data as it will be sent, read
+//! when the batch is built and redacted by the row's effective privacy at
+//! that moment (DESIGN.md §4, §15 rule 7).
+
+use acode_protocol::{Entity, Id, Privacy};
+use rusqlite::OptionalExtension;
+use rusqlite::types::ValueRef;
+use serde_json::{Map, Value};
+
+use crate::Tx;
+use crate::error::Result;
+
+/// A row's data to send, and the level it was redacted to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Payload {
+    pub data: Map<String, Value>,
+    pub privacy: Privacy,
+}
+
+/// The effective privacy of a row: chats and sessions carry their own,
+/// messages take the stricter of theirs and their chat's, run records their
+/// session's.
+fn privacy_sql(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Chat => "SELECT privacy FROM chats WHERE id = ?1",
+        Entity::Session => "SELECT privacy FROM sessions WHERE id = ?1",
+        Entity::Message => {
+            "SELECT acode_stricter(m.privacy, c.privacy) FROM messages m
+             JOIN chats c ON c.id = m.chat_id WHERE m.id = ?1"
+        }
+        Entity::Task => {
+            "SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id WHERE t.id = ?1"
+        }
+        Entity::Step => {
+            "SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
+             JOIN sessions s ON s.id = t.session_id WHERE st.id = ?1"
+        }
+        Entity::ToolCall => {
+            "SELECT s.privacy FROM tool_calls tc JOIN steps st ON st.id = tc.step_id
+             JOIN tasks t ON t.id = st.task_id JOIN sessions s ON s.id = t.session_id
+             WHERE tc.id = ?1"
+        }
+        Entity::Artifact => {
+            "SELECT s.privacy FROM artifacts a JOIN sessions s ON s.id = a.session_id WHERE a.id = ?1"
+        }
+    }
+}
+
+/// Empties the content columns of redacted data; the `privacy` column, where
+/// the entity has one, says why.
+pub fn redact(entity: Entity, data: &mut Map<String, Value>, privacy: Privacy) {
+    if privacy == Privacy::Redacted {
+        for col in entity.content_columns() {
+            data.insert((*col).to_string(), Value::Null);
+        }
+    }
+    if data.contains_key("privacy") {
+        data.insert("privacy".into(), Value::String(privacy.as_str().into()));
+    }
+}
+
+impl Tx<'_> {
+    /// The row's effective privacy, `None` if the row does not exist.
+    pub fn effective_privacy_of(&self, entity: Entity, id: Id) -> Result<Option<Privacy>> {
+        let level: Option<String> = self
+            .conn
+            .prepare_cached(privacy_sql(entity))?
+            .query_row([id.to_string()], |r| r.get(0))
+            .optional()?;
+        Ok(level.and_then(|l| l.parse().ok()))
+    }
+
+    /// The row's data as it would be sent now: `None` when the row is gone
+    /// or local-only (nothing of it may leave the device).
+    pub fn payload(&self, entity: Entity, id: Id) -> Result<Option<Payload>> {
+        let Some(privacy) = self.effective_privacy_of(entity, id)? else {
+            return Ok(None);
+        };
+        if privacy == Privacy::LocalOnly {
+            return Ok(None);
+        }
+        let cols = entity.data_columns();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE id = ?1",
+            cols.join(", "),
+            entity.table()
+        );
+        let data = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id.to_string()], |row| {
+                let mut data = Map::new();
+                for (i, col) in cols.iter().enumerate() {
+                    let v = match row.get_ref(i)? {
+                        ValueRef::Null => Value::Null,
+                        ValueRef::Integer(n) => Value::from(n),
+                        ValueRef::Real(x) => Value::from(x),
+                        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Blob(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+                    };
+                    data.insert((*col).to_string(), v);
+                }
+                Ok(data)
+            })
+            .optional()?;
+        Ok(data.map(|mut data| {
+            redact(entity, &mut data, privacy);
+            Payload { data, privacy }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_empties_only_content_columns() {
+        let mut data = Map::new();
+        data.insert("chat_id".into(), "c".into());
+        data.insert("content".into(), "secret".into());
+        data.insert("privacy".into(), "full".into());
+        redact(Entity::Message, &mut data, Privacy::Redacted);
+        assert_eq!(data["content"], Value::Null);
+        assert_eq!(data["chat_id"], "c");
+        assert_eq!(data["privacy"], "redacted");
+
+        let mut full = Map::new();
+        full.insert("content".into(), "kept".into());
+        redact(Entity::Message, &mut full, Privacy::Full);
+        assert_eq!(full["content"], "kept");
+    }
+}
