@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use ulid::Ulid;
+use std::sync::{Mutex, PoisonError};
+
+use ulid::{Generator, Ulid};
 
 /// The id of a synced row. ULIDs sort by creation time, which keeps index
 /// inserts at the right edge of the B-tree on both SQLite and PostgreSQL.
@@ -20,8 +22,16 @@ pub type ChangeKey = Id;
 pub struct ParseIdError(pub String);
 
 impl Id {
+    /// A new id, greater than every id made before in this process (ULIDs of
+    /// one millisecond are otherwise in random order, and rows created in
+    /// one millisecond would list out of creation order).
     pub fn new() -> Self {
-        Id(Ulid::generate())
+        static GENERATOR: Mutex<Generator> = Mutex::new(Generator::new());
+        let mut generator = GENERATOR.lock().unwrap_or_else(PoisonError::into_inner);
+        Id(match generator.generate() {
+            Ok(ulid) => ulid,
+            Err(overflow) => overflow.commit_overflow_increment(),
+        })
     }
 
     pub fn from_ulid(ulid: Ulid) -> Self {
@@ -72,6 +82,12 @@ impl From<Id> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_ids_only_grow() {
+        let ids: Vec<Id> = (0..10_000).map(|_| Id::new()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
 
     #[test]
     fn round_trips_and_rejects_garbage() {

@@ -16,15 +16,10 @@ use crate::capture::{self, CaptureState};
 use crate::error::{Result, StoreError, classify};
 use crate::migrations::{self, HISTORY_TABLE, MigrationInfo, SchemaStatus};
 
-/// How hard a commit waits for the disk (`PRAGMA synchronous`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// Every commit is on disk before it returns (FULL).
-    #[default]
-    Full,
-    /// A power loss may lose the last commits, never corrupt (NORMAL).
-    Normal,
-}
+/// How hard a commit waits for the disk (`store.durability`): `Full` is
+/// `PRAGMA synchronous = FULL`, `Normal` may lose the last commits on power
+/// loss but never corrupts.
+pub use acode_config::Durability;
 
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
