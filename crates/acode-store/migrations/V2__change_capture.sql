@@ -20,9 +20,12 @@ CREATE TABLE sync_state (
 ) WITHOUT ROWID;
 
 CREATE TABLE sync_outbox (
-    -- The local order of changes (rule 12): never reused, never the ULID's clock.
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-    -- The change's idempotency key (ULID).
+    -- The local order of changes (rule 12), never the ULID's clock. Entries
+    -- are referred to by key, never by seq; seq only orders those present.
+    seq            INTEGER PRIMARY KEY,
+    -- The change's idempotency key (ULID, from a monotonic generator). Not
+    -- indexed on its own: every write pays for each index, and lookups by
+    -- key go through the row index below.
     key            TEXT NOT NULL,
     entity         TEXT NOT NULL,
     entity_id      TEXT NOT NULL,
@@ -41,7 +44,6 @@ CREATE TABLE sync_outbox (
     created_at     INTEGER NOT NULL,
     settled_at     INTEGER
 );
-CREATE UNIQUE INDEX sync_outbox_key ON sync_outbox (key);
 CREATE INDEX sync_outbox_row ON sync_outbox (entity, entity_id, seq);
 
 -- The sync state of every row that has ever been captured.

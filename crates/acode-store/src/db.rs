@@ -93,6 +93,14 @@ impl Store {
         };
         conn.pragma_update(None, "synchronous", sync).map_err(cl)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(cl)?;
+        // A statement that fires capture triggers keeps a statement journal
+        // (to undo itself alone on error); in memory it costs no file I/O.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(cl)?;
+        // 32 MiB of page cache: a large transaction (an import) stays in
+        // memory instead of spilling pages to the WAL before its commit.
+        conn.pragma_update(None, "cache_size", -32_768)
+            .map_err(cl)?;
         refuse_foreign_database(&conn, &shown)?;
 
         let capture = CaptureState::new();

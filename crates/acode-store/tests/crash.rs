@@ -55,7 +55,7 @@ fn step(store: &mut Store, i: u64) -> Result<()> {
         if i >= 2 {
             tx.delete::<Message>(id(i - 2, 1))?;
         }
-        if i >= 3 && i % 4 == 0 {
+        if i >= 3 && i.is_multiple_of(4) {
             tx.update_chat(
                 id(i - 3, 0),
                 &ChatPatch {
@@ -64,7 +64,7 @@ fn step(store: &mut Store, i: u64) -> Result<()> {
                 },
             )?;
         }
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             let mut s = NewSession::new(format!("s{i}"));
             s.id = Some(id(i, 10));
             s.privacy = level(i / 5);

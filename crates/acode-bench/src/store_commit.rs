@@ -1,0 +1,207 @@
+//! Local write cost of change capture.
+//!
+//! Two databases with the same schema, one with the capture triggers and
+//! one with them dropped (the reference: "the same table, triggers off").
+//! Latency: single-row commits alternate between the two, so disk noise hits
+//! both alike; p50/p99 at durability full and normal. Bulk: the same rows in
+//! one transaction through the typed API with capture, against a plain
+//! prepared INSERT without triggers (BENCH.md's reference).
+
+use std::time::{Duration, Instant};
+
+use acode_store::{Durability, Id, NewChat, NewMessage, OpenOptions, Role, Store};
+use anyhow::Context;
+
+use crate::report::Row;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Single-row commits measured per database and durability.
+    #[arg(long, default_value_t = 2000)]
+    commits: usize,
+    /// Rows of the bulk transaction.
+    #[arg(long, default_value_t = 100_000)]
+    rows: usize,
+}
+
+const CONTENT: &str = "a message of about two hundred bytes, like a short chat turn between a person and an assistant; \
+                       it carries enough text to be a realistic row without dominating the cost of the write itself.";
+
+fn open(
+    dir: &std::path::Path,
+    name: &str,
+    durability: Durability,
+    capture: bool,
+) -> anyhow::Result<(Store, Id)> {
+    let opts = OpenOptions {
+        durability,
+        ..Default::default()
+    };
+    let mut store =
+        Store::open(dir.join(name), &opts).with_context(|| format!("opening {name}"))?;
+    if !capture {
+        drop_capture_triggers(&store)?;
+    }
+    let chat = store.write(|tx| tx.create_chat(&NewChat::new("bench")))?.id;
+    Ok((store, chat))
+}
+
+fn drop_capture_triggers(store: &Store) -> anyhow::Result<()> {
+    let conn = store.connection();
+    let names: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_capture_%'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(!names.is_empty(), "no capture triggers found");
+    for name in names {
+        // Trigger names come from our own schema, never from input.
+        conn.execute_batch(&format!("DROP TRIGGER \"{name}\""))?;
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1e6
+}
+
+fn commit(store: &mut Store, chat: Id) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    store.write(|tx| tx.add_message(&NewMessage::new(chat, Role::User, CONTENT)))?;
+    Ok(start.elapsed())
+}
+
+fn latency(
+    dir: &std::path::Path,
+    durability: Durability,
+    commits: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let tag = durability.as_str();
+    let (mut captured, c1) = open(dir, &format!("lat-cap-{tag}.db"), durability, true)?;
+    let (mut plain, c2) = open(dir, &format!("lat-plain-{tag}.db"), durability, false)?;
+    for _ in 0..commits / 10 + 10 {
+        commit(&mut captured, c1)?;
+        commit(&mut plain, c2)?;
+    }
+    let (mut with, mut without) = (Vec::with_capacity(commits), Vec::with_capacity(commits));
+    for _ in 0..commits {
+        with.push(commit(&mut captured, c1)?);
+        without.push(commit(&mut plain, c2)?);
+    }
+    with.sort();
+    without.sort();
+    let limit = match durability {
+        Durability::Full => 1.15,
+        Durability::Normal => 1.5,
+    };
+    let mut rows = Vec::new();
+    for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
+        let (v, r) = (percentile(&with, p), percentile(&without, p));
+        let target = if p == 0.5 {
+            format!("≤ {limit}× and ≤ 1000 µs")
+        } else {
+            "—".to_string()
+        };
+        rows.push(Row {
+            figure: format!(
+                "single-row commit {name}, captured, durability {tag} ({commits} runs)"
+            ),
+            value: v,
+            unit: "µs",
+            reference: format!("same commit, triggers off, {tag}"),
+            reference_value: r,
+            ratio: v / r,
+            target,
+            meets_target: p != 0.5 || (v / r <= limit && v <= 1000.0),
+        });
+    }
+    Ok(rows)
+}
+
+fn bulk(dir: &std::path::Path, rows: usize) -> anyhow::Result<Vec<Row>> {
+    let (mut captured, c1) = open(dir, "bulk-cap.db", Durability::Full, true)?;
+    let (mut plain, c2) = open(dir, "bulk-plain.db", Durability::Full, false)?;
+    let (mut api_plain, c3) = open(dir, "bulk-api-plain.db", Durability::Full, false)?;
+
+    let start = Instant::now();
+    captured.write(|tx| {
+        for _ in 0..rows {
+            tx.add_message(&NewMessage::new(c1, Role::Assistant, CONTENT))?;
+        }
+        Ok(())
+    })?;
+    let captured_rate = rows as f64 / start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    api_plain.write(|tx| {
+        for _ in 0..rows {
+            tx.add_message(&NewMessage::new(c3, Role::Assistant, CONTENT))?;
+        }
+        Ok(())
+    })?;
+    let api_plain_rate = rows as f64 / start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    plain.write(|tx| {
+        let mut stmt = tx.connection().prepare(
+            "INSERT INTO messages (id, chat_id, role, content, privacy, created_at, updated_at)
+             VALUES (?1, ?2, 'assistant', ?3, 'full', ?4, ?4)",
+        )?;
+        let chat = c2.to_string();
+        let now = acode_store::time::format(&acode_store::time::now());
+        for _ in 0..rows {
+            stmt.execute((Id::new().to_string(), &chat, CONTENT, &now))?;
+        }
+        Ok(())
+    })?;
+    let plain_rate = rows as f64 / start.elapsed().as_secs_f64();
+
+    let outbox: i64 =
+        captured
+            .connection()
+            .query_row("SELECT count(*) FROM sync_outbox", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        outbox as usize == rows + 1,
+        "expected {} outbox entries, found {outbox}",
+        rows + 1
+    );
+
+    Ok(vec![
+        Row {
+            figure: format!("bulk insert, typed API with capture ({rows} rows, one tx)"),
+            value: captured_rate,
+            unit: "rows/s",
+            reference: "plain prepared INSERT, triggers off".into(),
+            reference_value: plain_rate,
+            ratio: captured_rate / plain_rate,
+            target: "≥ 0.40".into(),
+            meets_target: captured_rate / plain_rate >= 0.40,
+        },
+        Row {
+            figure: format!("bulk insert, typed API with capture ({rows} rows, one tx)"),
+            value: captured_rate,
+            unit: "rows/s",
+            reference: "typed API, triggers off".into(),
+            reference_value: api_plain_rate,
+            ratio: captured_rate / api_plain_rate,
+            target: "— (capture's share)".into(),
+            meets_target: true,
+        },
+    ])
+}
+
+pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
+    let (commits, rows) = if quick {
+        (50, 2_000)
+    } else {
+        (args.commits, args.rows)
+    };
+    let dir = tempfile::tempdir()?;
+    let mut out = Vec::new();
+    out.extend(latency(dir.path(), Durability::Full, commits)?);
+    out.extend(latency(dir.path(), Durability::Normal, commits)?);
+    out.extend(bulk(dir.path(), rows)?);
+    Ok(out)
+}
