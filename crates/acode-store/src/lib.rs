@@ -20,6 +20,7 @@ pub mod runs;
 pub mod time;
 mod tx;
 pub mod validate;
+pub mod workspace;
 
 pub use chats::{Chat, ChatPatch, NewChat};
 pub use db::{Durability, MigrationOutcome, OpenOptions, Store};
@@ -30,5 +31,6 @@ pub use payload::Payload;
 pub use record::{ListQuery, Order, Page, Record};
 pub use runs::*;
 pub use tx::Tx;
+pub use workspace::{Workspace, WorkspaceError};
 
 pub use acode_protocol::{Entity, Id, Privacy};

@@ -95,29 +95,43 @@ pub(crate) fn status(conn: &mut Connection) -> Result<SchemaStatus> {
         )
         .map_err(StoreError::Sqlite)?
         > 0;
+    // Read the history ourselves: refinery panics on a row it cannot parse,
+    // and a database from elsewhere may hold anything.
     let applied = if has_history {
-        runner
-            .get_applied_migrations(conn)
-            .map_err(migration_error)?
+        history(conn)?
     } else {
         Vec::new()
     };
     let latest_known = embedded.keys().max().copied().unwrap_or(0);
-    for m in &applied {
-        match embedded.get(&i64::from(m.version())) {
+    for (m, checksum) in &applied {
+        match embedded.get(&m.version) {
             None => {
                 return Err(StoreError::SchemaTooNew {
-                    found: m.to_string(),
+                    found: format!("V{}__{}", m.version, m.name),
                     known: latest_known.to_string(),
                 });
             }
-            Some(e) if e.checksum() != m.checksum() || e.name() != m.name() => {
-                return Err(StoreError::MigrationModified(m.to_string()));
+            Some(e) if e.checksum().to_string() != *checksum || e.name() != m.name => {
+                return Err(StoreError::MigrationModified(format!(
+                    "V{}__{}",
+                    m.version, m.name
+                )));
             }
             Some(_) => {}
         }
+        let parsable = m
+            .applied_on
+            .as_deref()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+        if !parsable {
+            return Err(StoreError::MigrationModified(format!(
+                "V{}__{} (its applied_on is not a time)",
+                m.version, m.name
+            )));
+        }
     }
-    let applied_versions: Vec<i64> = applied.iter().map(|m| i64::from(m.version())).collect();
+    let applied: Vec<MigrationInfo> = applied.into_iter().map(|(m, _)| m).collect();
+    let applied_versions: Vec<i64> = applied.iter().map(|m| m.version).collect();
     let pending = embedded
         .iter()
         .filter(|(v, _)| !applied_versions.contains(v))
@@ -126,9 +140,41 @@ pub(crate) fn status(conn: &mut Connection) -> Result<SchemaStatus> {
     Ok(SchemaStatus {
         version: applied_versions.iter().max().copied().unwrap_or(0),
         latest: latest_known,
-        applied: applied.iter().map(info).collect(),
+        applied,
         pending,
     })
+}
+
+/// The applied migrations as recorded, with their checksums as text.
+fn history(conn: &Connection) -> Result<Vec<(MigrationInfo, String)>> {
+    let sql = format!(
+        "SELECT CAST(version AS TEXT), CAST(name AS TEXT), CAST(applied_on AS TEXT), CAST(checksum AS TEXT)
+         FROM {HISTORY_TABLE} ORDER BY version"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Option<String>>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (version, name, applied_on, checksum) = row?;
+        let version = version
+            .as_deref()
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| StoreError::MigrationModified(format!("history row {version:?}")))?;
+        let info = MigrationInfo {
+            version,
+            name: name.unwrap_or_default(),
+            applied_on,
+        };
+        out.push((info, checksum.unwrap_or_default()));
+    }
+    Ok(out)
 }
 
 /// Applies every pending migration in one transaction.

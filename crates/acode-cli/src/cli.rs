@@ -1,0 +1,221 @@
+//! The command line, as clap structs. Values that clap can check (privacy
+//! levels, roles) are checked here and are usage errors; ids and texts are
+//! checked by the store and are ACODE-STORE-002.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use acode_store::{Privacy, Role};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// acode: an offline-first store for chats and agent runs, synced later.
+#[derive(Debug, Parser)]
+#[command(
+    name = "acode",
+    version,
+    disable_help_subcommand = true,
+    after_help = "Diagnostics: set ACODE_LOG (e.g. ACODE_LOG=debug). Error codes: `acode help codes`."
+)]
+pub struct Cli {
+    /// The workspace directory [default: $ACODE_WORKSPACE, else the nearest
+    /// directory at or above the current one that contains `.agent/`]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+
+    /// Print one JSON document instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a workspace (`.agent/config.yml`, `.agent/workspace.db`); idempotent
+    Init(InitArgs),
+    /// Chats: a titled conversation with a privacy level
+    #[command(subcommand)]
+    Chat(ChatCommand),
+    /// Messages of a chat
+    #[command(subcommand)]
+    Msg(MsgCommand),
+    /// Agent runs: sessions with their tasks, steps, tool calls and artifacts
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// The local database: schema and size
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Synchronisation with the remote
+    #[command(subcommand)]
+    Sync(SyncCommand),
+    /// Create a demo workspace with sample chats and a run
+    Demo(DemoArgs),
+    /// Print help for a command, or `help codes` for the error codes
+    Help {
+        /// A command path (`chat new`), or `codes`
+        topic: Vec<String>,
+    },
+    /// Print the table of error codes
+    Codes,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// A name for this device, shown to other devices
+    #[arg(long, value_name = "N")]
+    pub device_name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChatCommand {
+    /// Create a chat
+    New {
+        title: String,
+        #[arg(long, value_enum, default_value_t = PrivacyArg::Full)]
+        privacy: PrivacyArg,
+    },
+    /// List chats
+    List,
+    /// Show a chat with its messages
+    Show { id: String },
+    /// Change a chat's title
+    Rename { id: String, title: String },
+    /// Delete a chat and its messages
+    Delete { id: String },
+    /// Change a chat's privacy level (its messages follow)
+    Privacy {
+        id: String,
+        #[arg(value_enum)]
+        level: PrivacyArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MsgCommand {
+    /// Add a message to a chat
+    Add {
+        chat_id: String,
+        text: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::User)]
+        role: RoleArg,
+    },
+    /// List a chat's messages, oldest first
+    List { chat_id: String },
+    /// Import messages in one transaction: each line is plain text (a user
+    /// message) or a JSON object with `role` and `content`
+    Import {
+        chat_id: String,
+        /// The file to read; `-` or nothing reads standard input
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List run sessions with their sizes
+    List,
+    /// Show a session with its tasks, steps, tool calls and artifacts
+    Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Schema version, applied and pending migrations, file sizes, row counts
+    Status,
+    /// Apply pending migrations (after a backup when `backup.before_migrate` is on)
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Mode, queue and today's counts
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to create the demo workspace
+    #[arg(long, value_name = "DIR", default_value = "acode-demo")]
+    pub dir: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PrivacyArg {
+    Full,
+    Redacted,
+    #[value(name = "local_only")]
+    LocalOnly,
+}
+
+impl From<PrivacyArg> for Privacy {
+    fn from(p: PrivacyArg) -> Privacy {
+        match p {
+            PrivacyArg::Full => Privacy::Full,
+            PrivacyArg::Redacted => Privacy::Redacted,
+            PrivacyArg::LocalOnly => Privacy::LocalOnly,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    User,
+    Assistant,
+    System,
+    Tool,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::User => Role::User,
+            RoleArg::Assistant => Role::Assistant,
+            RoleArg::System => Role::System,
+            RoleArg::Tool => Role::Tool,
+        }
+    }
+}
+
+/// Parses the process arguments.
+pub fn parse() -> Result<Cli, clap::Error> {
+    Cli::try_parse()
+}
+
+/// Whether `--json` was asked for, read from the raw arguments so that a
+/// usage error can still be reported as JSON.
+pub fn json_requested(args: impl IntoIterator<Item = OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn json_is_found_before_a_double_dash_only() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(json_requested(args(&["acode", "chat", "list", "--json"])));
+        assert!(!json_requested(args(&[
+            "acode", "msg", "add", "X", "--", "--json"
+        ])));
+        assert!(!json_requested(args(&["--json"])));
+    }
+
+    #[test]
+    fn privacy_values_are_the_stores_names() {
+        for p in PrivacyArg::value_variants() {
+            let name = p.to_possible_value().map(|v| v.get_name().to_owned());
+            assert_eq!(name.as_deref(), Some(Privacy::from(*p).as_str()));
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! `acode msg …`: add, list and import the messages of a chat.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use acode_store::time::Time;
+use acode_store::{Chat, Entity, Id, Message, NewMessage, Privacy, Role, StoreError, Tx, validate};
+use serde::{Deserialize, Serialize};
+
+use super::{Ctx, list_all, parse_id, sync_status};
+use crate::cli::MsgCommand;
+use crate::output;
+
+#[derive(Serialize)]
+pub struct MessageRow {
+    pub id: Id,
+    pub chat_id: Id,
+    pub role: Role,
+    pub content: String,
+    /// The level it is synced with: the stricter of its own and its chat's.
+    pub privacy: Privacy,
+    pub sync_status: &'static str,
+    pub created_at: Time,
+}
+
+impl MessageRow {
+    fn new(tx: &Tx<'_>, msg: Message, chat: &Chat) -> Result<MessageRow, StoreError> {
+        let privacy = msg.privacy.stricter(chat.privacy);
+        Ok(MessageRow {
+            sync_status: sync_status(tx, Entity::Message, msg.id, privacy)?,
+            id: msg.id,
+            chat_id: msg.chat_id,
+            role: msg.role,
+            content: msg.content,
+            privacy,
+            created_at: msg.created_at,
+        })
+    }
+}
+
+/// A chat's messages, oldest first.
+pub fn rows(tx: &Tx<'_>, chat: &Chat) -> Result<Vec<MessageRow>, StoreError> {
+    list_all::<Message>(tx, Some(chat.id))?
+        .into_iter()
+        .map(|m| MessageRow::new(tx, m, chat))
+        .collect()
+}
+
+#[derive(Serialize)]
+pub struct MessageList {
+    messages: Vec<MessageRow>,
+}
+
+impl MessageList {
+    /// The messages as a table (or a line saying there are none).
+    pub fn table(messages: &[MessageRow]) -> String {
+        if messages.is_empty() {
+            return "No messages.".to_owned();
+        }
+        let mut table = output::table(["Id", "Role", "Sync", "Content"]);
+        for m in messages {
+            table.add_row([
+                m.id.to_string(),
+                m.role.to_string(),
+                m.sync_status.to_owned(),
+                output::preview(&m.content, 60),
+            ]);
+        }
+        output::render(&table)
+    }
+}
+
+impl fmt::Display for MessageList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&Self::table(&self.messages))
+    }
+}
+
+#[derive(Serialize)]
+struct Added {
+    id: Id,
+    chat_id: Id,
+    role: Role,
+}
+
+impl fmt::Display for Added {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Added {} message {} to chat {}",
+            self.role, self.id, self.chat_id
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Imported {
+    chat_id: Id,
+    imported: usize,
+}
+
+impl fmt::Display for Imported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Imported {} messages into chat {}",
+            self.imported, self.chat_id
+        )
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: MsgCommand) -> anyhow::Result<()> {
+    let (_, _, mut store) = ctx.open()?;
+    match cmd {
+        MsgCommand::Add {
+            chat_id,
+            text,
+            role,
+        } => {
+            let new = NewMessage::new(parse_id(&chat_id)?, role.into(), text);
+            let msg = store.write(|tx| tx.add_message(&new))?;
+            ctx.print(&Added {
+                id: msg.id,
+                chat_id: msg.chat_id,
+                role: msg.role,
+            })
+        }
+        MsgCommand::List { chat_id } => {
+            let id = parse_id(&chat_id)?;
+            let messages = store.read(|tx| rows(tx, &tx.get::<Chat>(id)?))?;
+            ctx.print(&MessageList { messages })
+        }
+        MsgCommand::Import { chat_id, file } => {
+            let chat_id = parse_id(&chat_id)?;
+            let input = read_input(file.as_deref())?;
+            let messages = parse_import(&input, chat_id)?;
+            let imported = store.write(|tx| {
+                tx.get::<Chat>(chat_id)?;
+                for m in &messages {
+                    tx.add_message(m)?;
+                }
+                Ok(messages.len())
+            })?;
+            ctx.print(&Imported { chat_id, imported })
+        }
+    }
+}
+
+/// The file's bytes, or standard input's for `-` or no file.
+fn read_input(file: Option<&Path>) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::new();
+    let (what, read) = match file {
+        None => (
+            PathBuf::from("standard input"),
+            std::io::stdin().read_to_end(&mut bytes),
+        ),
+        Some(p) if p == Path::new("-") => (
+            PathBuf::from("standard input"),
+            std::io::stdin().read_to_end(&mut bytes),
+        ),
+        Some(p) => (
+            p.to_path_buf(),
+            std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut bytes)),
+        ),
+    };
+    read.map_err(|source| StoreError::Io {
+        context: format!("reading {}", what.display()),
+        source,
+    })?;
+    Ok(bytes)
+}
+
+/// One JSON line of an import.
+#[derive(Deserialize)]
+struct JsonLine {
+    role: String,
+    content: String,
+}
+
+/// The messages of an import: one per non-blank line, either plain text
+/// (a user message) or a JSON object with `role` and `content`. Any bad
+/// line refuses the whole input, naming the line.
+fn parse_import(input: &[u8], chat_id: Id) -> Result<Vec<NewMessage>, StoreError> {
+    let mut messages = Vec::new();
+    for (n, raw) in input.split(|b| *b == b'\n').enumerate() {
+        let bad =
+            |reason: String| StoreError::invalid("import", format!("line {}: {reason}", n + 1));
+        let line = std::str::from_utf8(raw).map_err(|_| bad("not valid UTF-8".into()))?;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (role, content) = if line.trim_start().starts_with('{') {
+            let parsed: JsonLine = serde_json::from_str(line)
+                .map_err(|e| bad(format!("not a message object: {e}")))?;
+            let role = parsed.role.parse::<Role>().map_err(|e| bad(reason(e)))?;
+            (role, parsed.content)
+        } else {
+            (Role::User, line.to_owned())
+        };
+        validate::body("content", &content).map_err(|e| bad(reason(e)))?;
+        messages.push(NewMessage::new(chat_id, role, content));
+    }
+    Ok(messages)
+}
+
+/// A store validation error as a clause: "content must not contain NUL bytes".
+fn reason(e: StoreError) -> String {
+    match e {
+        StoreError::Invalid { field, reason } => format!("{field} {reason}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(input: &str) -> Result<Vec<(Role, String)>, StoreError> {
+        Ok(parse_import(input.as_bytes(), Id::new())?
+            .into_iter()
+            .map(|m| (m.role, m.content))
+            .collect())
+    }
+
+    #[test]
+    fn plain_and_json_lines_in_order() -> Result<(), StoreError> {
+        let input = "hello\r\n\n  \n{\"role\":\"assistant\",\"content\":\"hi {there}\"}\n{not json? no: plain}";
+        let err = parsed(input).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("line 5")));
+        let input = "hello\r\n\n{\"role\":\"assistant\",\"content\":\"hi\\nthere\"}\n[x]\n";
+        assert_eq!(
+            parsed(input)?,
+            vec![
+                (Role::User, "hello".to_owned()),
+                (Role::Assistant, "hi\nthere".to_owned()),
+                (Role::User, "[x]".to_owned()),
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_line_is_named() {
+        let message = |input: &str| {
+            parsed(input)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(message("ok\n{\"role\":\"robot\",\"content\":\"x\"}").contains("line 2: role"));
+        assert!(message("ok\nok\n{\"content\":\"x\"}").contains("line 3: not a message object"));
+        assert!(message("a\0b").contains("line 1: content must not contain NUL"));
+        assert_eq!(
+            parse_import(b"ok\n\xff\n", Id::new())
+                .err()
+                .map(|e| e.to_string()),
+            Some("invalid import: line 2: not valid UTF-8".to_owned())
+        );
+    }
+}
