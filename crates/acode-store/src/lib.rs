@@ -2,10 +2,11 @@
 //!
 //! Apps write chats, messages and run records through [`Store::write`]; in
 //! the same transaction, triggers capture each change into `sync_outbox`
-//! with an idempotency key and an HLC timestamp, and keep `sync_row_state`
-//! per row. The sync engine reads the outbox (rows' data redacted at upload
-//! time, see [`Tx::payload`]) and applies remote changes with capture
-//! suppressed ([`Store::apply_remote`]).
+//! with an idempotency key and an HLC timestamp; each row's sync state is
+//! the `sync_row_state` view over the outbox and what the engine records
+//! ([`Tx::row_state`]). The sync engine reads the outbox (rows' data redacted
+//! at upload time, see [`Tx::payload`]) and applies remote changes with
+//! capture suppressed ([`Store::apply_remote`]).
 
 mod capture;
 pub mod chats;

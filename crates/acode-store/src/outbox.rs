@@ -102,12 +102,14 @@ fn entry(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
     })
 }
 
-/// The sync state of one row (`sync_row_state`).
+/// The sync state of one row (the `sync_row_state` view).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RowState {
     pub entity: Entity,
     pub entity_id: Id,
+    /// The seq of the row's latest local change (grows with every change).
     pub local_version: i64,
+    /// The server's version as last seen; 0 until the row reached it.
     pub server_version: i64,
     pub status: RowStatus,
     pub last_error: Option<String>,
@@ -155,6 +157,9 @@ impl Tx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The row's sync state; `None` for a row never captured nor synced
+    /// (local-only rows, rows written before capture existed). It is
+    /// derived, so it costs a scan of the unsettled queue, not of the table.
     pub fn row_state(&self, entity: Entity, id: Id) -> Result<Option<RowState>> {
         Ok(self
             .conn

@@ -97,11 +97,19 @@ fn insert_update_delete_of_chats_and_messages_are_captured_once_each() {
             (Entity::Chat, c.id, Delete),
         ]
     );
+    let outbox = store
+        .read(|tx| tx.outbox_for_row(Entity::Chat, c.id))
+        .unwrap();
+    assert_eq!(outbox.len(), 3);
     let state = store
         .read(|tx| tx.row_state(Entity::Chat, c.id))
         .unwrap()
         .unwrap();
-    assert_eq!((state.local_version, state.status), (3, RowStatus::Pending));
+    assert_eq!(
+        (state.local_version, state.server_version, state.status),
+        (outbox[2].seq, 0, RowStatus::Pending),
+        "local_version is the seq of the row's latest change"
+    );
 }
 
 #[test]
