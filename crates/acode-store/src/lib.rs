@@ -12,6 +12,7 @@ mod capture;
 pub mod chats;
 mod db;
 pub mod error;
+pub mod import;
 pub mod messages;
 pub mod migrations;
 pub mod outbox;

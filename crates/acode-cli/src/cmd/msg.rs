@@ -5,8 +5,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use acode_store::time::Time;
-use acode_store::{Chat, Entity, Id, Message, NewMessage, Privacy, Role, StoreError, Tx, validate};
-use serde::{Deserialize, Serialize};
+use acode_store::{Chat, Entity, Id, Message, NewMessage, Privacy, Role, StoreError, Tx, import};
+use serde::Serialize;
 
 use super::{Ctx, list_all, parse_id, sync_status};
 use crate::cli::MsgCommand;
@@ -134,14 +134,18 @@ pub fn run(ctx: &Ctx, cmd: MsgCommand) -> anyhow::Result<()> {
         MsgCommand::Import { chat_id, file } => {
             let chat_id = parse_id(&chat_id)?;
             let input = read_input(file.as_deref())?;
-            let messages = parse_import(&input, chat_id)?;
+            let messages = import::parse_lines(&input, chat_id)?;
+            let progress =
+                crate::progress::Progress::new(ctx.json, messages.len() as u64, "importing");
             let imported = store.write(|tx| {
                 tx.get::<Chat>(chat_id)?;
                 for m in &messages {
                     tx.add_message(m)?;
+                    progress.inc();
                 }
                 Ok(messages.len())
             })?;
+            progress.finish();
             ctx.print(&Imported { chat_id, imported })
         }
     }
@@ -169,94 +173,4 @@ fn read_input(file: Option<&Path>) -> Result<Vec<u8>, StoreError> {
         source,
     })?;
     Ok(bytes)
-}
-
-/// One JSON line of an import.
-#[derive(Deserialize)]
-struct JsonLine {
-    role: String,
-    content: String,
-}
-
-/// The messages of an import: one per non-blank line, either plain text
-/// (a user message) or a JSON object with `role` and `content`. Any bad
-/// line refuses the whole input, naming the line.
-fn parse_import(input: &[u8], chat_id: Id) -> Result<Vec<NewMessage>, StoreError> {
-    let mut messages = Vec::new();
-    for (n, raw) in input.split(|b| *b == b'\n').enumerate() {
-        let bad =
-            |reason: String| StoreError::invalid("import", format!("line {}: {reason}", n + 1));
-        let line = std::str::from_utf8(raw).map_err(|_| bad("not valid UTF-8".into()))?;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (role, content) = if line.trim_start().starts_with('{') {
-            let parsed: JsonLine = serde_json::from_str(line)
-                .map_err(|e| bad(format!("not a message object: {e}")))?;
-            let role = parsed.role.parse::<Role>().map_err(|e| bad(reason(e)))?;
-            (role, parsed.content)
-        } else {
-            (Role::User, line.to_owned())
-        };
-        validate::body("content", &content).map_err(|e| bad(reason(e)))?;
-        messages.push(NewMessage::new(chat_id, role, content));
-    }
-    Ok(messages)
-}
-
-/// A store validation error as a clause: "content must not contain NUL bytes".
-fn reason(e: StoreError) -> String {
-    match e {
-        StoreError::Invalid { field, reason } => format!("{field} {reason}"),
-        other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parsed(input: &str) -> Result<Vec<(Role, String)>, StoreError> {
-        Ok(parse_import(input.as_bytes(), Id::new())?
-            .into_iter()
-            .map(|m| (m.role, m.content))
-            .collect())
-    }
-
-    #[test]
-    fn plain_and_json_lines_in_order() -> Result<(), StoreError> {
-        let input = "hello\r\n\n  \n{\"role\":\"assistant\",\"content\":\"hi {there}\"}\n{not json? no: plain}";
-        let err = parsed(input).err();
-        assert!(err.is_some_and(|e| e.to_string().contains("line 5")));
-        let input = "hello\r\n\n{\"role\":\"assistant\",\"content\":\"hi\\nthere\"}\n[x]\n";
-        assert_eq!(
-            parsed(input)?,
-            vec![
-                (Role::User, "hello".to_owned()),
-                (Role::Assistant, "hi\nthere".to_owned()),
-                (Role::User, "[x]".to_owned()),
-            ]
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn a_bad_line_is_named() {
-        let message = |input: &str| {
-            parsed(input)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
-        };
-        assert!(message("ok\n{\"role\":\"robot\",\"content\":\"x\"}").contains("line 2: role"));
-        assert!(message("ok\nok\n{\"content\":\"x\"}").contains("line 3: not a message object"));
-        assert!(message("a\0b").contains("line 1: content must not contain NUL"));
-        assert_eq!(
-            parse_import(b"ok\n\xff\n", Id::new())
-                .err()
-                .map(|e| e.to_string()),
-            Some("invalid import: line 2: not valid UTF-8".to_owned())
-        );
-    }
 }
