@@ -17,11 +17,11 @@ use crate::report::Row;
 #[derive(clap::Args)]
 pub struct Args {
     /// Single-row commits measured per database and durability.
-    #[arg(long, default_value_t = 2000)]
-    commits: usize,
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    commits: u32,
     /// Rows of the bulk transaction.
-    #[arg(long, default_value_t = 100_000)]
-    rows: usize,
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    rows: u32,
 }
 
 const CONTENT: &str = "a message of about two hundred bytes, like a short chat turn between a person and an assistant; \
@@ -196,7 +196,7 @@ pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
     let (commits, rows) = if quick {
         (50, 2_000)
     } else {
-        (args.commits, args.rows)
+        (args.commits as usize, args.rows as usize)
     };
     let dir = tempfile::tempdir()?;
     let mut out = Vec::new();

@@ -36,14 +36,28 @@ pub fn error(err: &anyhow::Error, json: bool) -> ExitCode {
 /// Prints a clap error (or the help and version text clap reports as
 /// errors) and returns clap's exit code: 0 for help, 2 for usage errors.
 pub fn usage_error(err: &clap::Error, json: bool) -> ExitCode {
-    let _ = err.print();
     let code = err.exit_code();
-    if code != 0 && json {
-        let rendered = err.render().to_string();
-        let _ = write_stdout(&error_json(
-            ErrorCode::UsageInvalid,
-            &clap_message(&rendered),
-        ));
+    if code == 0 {
+        // --help and --version: clap's text is the output.
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = err.render().to_string();
+    let message = clap_message(&rendered);
+    if json {
+        let _ = write_stdout(&error_json(ErrorCode::UsageInvalid, &message));
+    } else {
+        // The stable first line, then clap's hints (possible values, usage).
+        eprintln!("error[{}]: {message}", ErrorCode::UsageInvalid);
+        let hints: Vec<&str> = rendered
+            .lines()
+            .skip_while(|l| !l.trim().is_empty())
+            .skip(1)
+            .collect();
+        let hints = hints.join("\n");
+        if !hints.trim().is_empty() {
+            eprintln!("{hints}");
+        }
     }
     ExitCode::from(u8::try_from(code).unwrap_or(2))
 }

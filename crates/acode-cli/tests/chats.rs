@@ -131,6 +131,11 @@ fn an_invalid_privacy_value_is_a_usage_error() {
     assert_eq!(r.code, 2);
     assert!(r.stdout.is_empty());
     assert!(
+        r.stderr.starts_with("error[ACODE-USAGE-001]: "),
+        "{}",
+        r.stderr
+    );
+    assert!(
         r.stderr
             .contains("possible values: full, redacted, local_only"),
         "{}",

@@ -199,3 +199,17 @@ fn readme_lists_every_error_code() {
         .collect();
     assert!(missing.is_empty(), "README.md lacks {missing:?}");
 }
+
+#[test]
+fn db_status_on_a_missing_database_creates_nothing() {
+    let ws = Ws::new();
+    let db = ws.agent("workspace.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let r = run(&mut ws.cmd(&["db", "status"]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let err: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(err["error"]["code"], "ACODE-STORE-008");
+    assert!(!db.exists(), "db status created a database");
+}

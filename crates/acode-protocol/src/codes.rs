@@ -50,6 +50,7 @@ codes! {
     StoreWorkspaceNotFound = "ACODE-STORE-008", 404, false, "no acode workspace here (run `acode init`, or pass --workspace)";
     StoreIo = "ACODE-STORE-009", 500, true, "the database could not be read or written (I/O error or full disk)";
     StoreMigrationFailed = "ACODE-STORE-010", 500, false, "a schema migration failed; nothing of it was applied";
+    StoreInternal = "ACODE-STORE-011", 500, false, "unexpected database error (a bug, or a database changed by hand); nothing was written";
     SyncConnectionFailed = "ACODE-SYNC-001", 503, true, "connection to the remote failed";
     SyncBatchFailed = "ACODE-SYNC-002", 500, true, "a batch failed on the remote";
     SyncConflict = "ACODE-SYNC-003", 409, false, "conflict detected";

@@ -101,6 +101,20 @@ impl Entity {
         }
     }
 
+    /// Every parent whose delete deletes the row (rule 6: on the server
+    /// too), with the column naming it: the required parent, and for an
+    /// artifact also the step that produced it, when it names one.
+    pub fn cascading_parents(self) -> &'static [(Entity, &'static str)] {
+        match self {
+            Entity::Chat | Entity::Session => &[],
+            Entity::Message => &[(Entity::Chat, "chat_id")],
+            Entity::Task => &[(Entity::Session, "session_id")],
+            Entity::Step => &[(Entity::Task, "task_id")],
+            Entity::ToolCall => &[(Entity::Step, "step_id")],
+            Entity::Artifact => &[(Entity::Session, "session_id"), (Entity::Step, "step_id")],
+        }
+    }
+
     /// The parent a row cannot exist without, and the column naming it.
     pub fn parent(self) -> Option<(Entity, &'static str)> {
         match self {
@@ -149,10 +163,13 @@ mod tests {
             for c in e.content_columns() {
                 assert!(e.data_columns().contains(c), "{e}: {c}");
             }
-            if let Some((parent, col)) = e.parent() {
-                assert!(e.data_columns().contains(&col));
+            if let Some(required) = e.parent() {
+                assert_eq!(e.cascading_parents().first(), Some(&required));
+            }
+            for (parent, col) in e.cascading_parents() {
+                assert!(e.data_columns().contains(col));
                 let pos = |x| Entity::ALL.iter().position(|y| *y == x);
-                assert!(pos(parent) < pos(e), "{parent} must precede {e}");
+                assert!(pos(*parent) < pos(e), "{parent} must precede {e}");
             }
         }
     }

@@ -10,6 +10,11 @@
 -- derived (the sync_row_state view) from the outbox and from what the sync
 -- engine records when it settles or applies (sync_row_remote).
 --
+-- In insert and update triggers a child's parent must exist
+-- (acode_present raises otherwise, e.g. a child written first under
+-- deferred foreign keys); in delete triggers a missing parent means the
+-- child goes with it by cascade, which the parent's delete covers.
+--
 -- The triggers call functions that only a connection opened by acode
 -- registers (acode_capture, acode_key, acode_hlc, ...): a write from any
 -- other connection fails with "no such function" instead of going
@@ -49,6 +54,14 @@ CREATE TABLE sync_outbox (
     settled_at     INTEGER
 );
 
+-- The newest entry is never deleted (pruning skips it), so seq is never
+-- reused and the HLC floor read from it survives any pruning (rule 12).
+CREATE TRIGGER sync_outbox_keep_newest BEFORE DELETE ON sync_outbox
+WHEN OLD.seq = (SELECT max(seq) FROM sync_outbox)
+BEGIN
+    SELECT RAISE(IGNORE);
+END;
+
 -- What the remote knows of each row, written by the sync engine when it
 -- settles an upload or applies a download, never by capture.
 CREATE TABLE sync_row_remote (
@@ -69,7 +82,8 @@ CREATE TABLE sync_row_remote (
 -- local_version is the seq of the row's latest local change; status is
 -- 'pending' while a change of the row waits or is on its way, 'failed' when
 -- its latest change failed, else what the remote said (synced, conflict,
--- failed).
+-- failed). A conflict shows until the engine records that the user has
+-- seen it (DESIGN.md §8), even over newer local changes.
 CREATE VIEW sync_row_state
     (entity, entity_id, local_version, server_version, status, last_error, updated_at) AS
 WITH unsettled AS (
@@ -86,7 +100,8 @@ keys AS (
 SELECT k.entity, k.entity_id,
        coalesce(u.seq, r.settled_seq),
        coalesce(r.server_version, 0),
-       CASE WHEN u.seq IS NULL THEN r.status
+       CASE WHEN r.status = 'conflict' THEN 'conflict'
+            WHEN u.seq IS NULL THEN r.status
             WHEN o.status = 'failed' THEN 'failed'
             ELSE 'pending' END,
        CASE WHEN u.seq IS NULL THEN r.last_error ELSE o.last_error END,
@@ -135,6 +150,32 @@ BEGIN
             acode_now());
 END;
 
+-- Ids and parents never change: a row moved to another id or parent would
+-- need its old place deleted remotely and its descendants re-evaluated.
+-- The API never does it; any other UPDATE that tries is refused. These
+-- fire only for UPDATEs that name such a column, so they cost nothing else.
+CREATE TRIGGER chats_keys_fixed BEFORE UPDATE OF id ON chats
+WHEN OLD.id IS NOT NEW.id
+BEGIN SELECT RAISE(ABORT, 'acode: a row''s id and parent cannot change'); END;
+CREATE TRIGGER messages_keys_fixed BEFORE UPDATE OF id, chat_id ON messages
+WHEN OLD.id IS NOT NEW.id OR OLD.chat_id IS NOT NEW.chat_id
+BEGIN SELECT RAISE(ABORT, 'acode: a row''s id and parent cannot change'); END;
+CREATE TRIGGER sessions_keys_fixed BEFORE UPDATE OF id ON sessions
+WHEN OLD.id IS NOT NEW.id
+BEGIN SELECT RAISE(ABORT, 'acode: a row''s id and parent cannot change'); END;
+CREATE TRIGGER tasks_keys_fixed BEFORE UPDATE OF id, session_id ON tasks
+WHEN OLD.id IS NOT NEW.id OR OLD.session_id IS NOT NEW.session_id
+BEGIN SELECT RAISE(ABORT, 'acode: a row''s id and parent cannot change'); END;
+CREATE TRIGGER steps_keys_fixed BEFORE UPDATE OF id, task_id ON steps
+WHEN OLD.id IS NOT NEW.id OR OLD.task_id IS NOT NEW.task_id
+BEGIN SELECT RAISE(ABORT, 'acode: a row''s id and parent cannot change'); END;
+CREATE TRIGGER tool_calls_keys_fixed BEFORE UPDATE OF id, step_id ON tool_calls
+WHEN OLD.id IS NOT NEW.id OR OLD.step_id IS NOT NEW.step_id
+BEGIN SELECT RAISE(ABORT, 'acode: a row''s id and parent cannot change'); END;
+CREATE TRIGGER artifacts_keys_fixed BEFORE UPDATE OF id, session_id, step_id ON artifacts
+WHEN OLD.id IS NOT NEW.id OR OLD.session_id IS NOT NEW.session_id OR OLD.step_id IS NOT NEW.step_id
+BEGIN SELECT RAISE(ABORT, 'acode: a row''s id and parent cannot change'); END;
+
 -- Chats --------------------------------------------------------------------
 
 CREATE TRIGGER chats_capture_insert AFTER INSERT ON chats
@@ -171,7 +212,7 @@ END;
 
 CREATE TRIGGER messages_capture_insert AFTER INSERT ON messages
 WHEN acode_capture()
- AND acode_stricter(NEW.privacy, (SELECT privacy FROM chats WHERE id = NEW.chat_id)) != 'local_only'
+ AND acode_stricter(NEW.privacy, acode_present((SELECT privacy FROM chats WHERE id = NEW.chat_id))) != 'local_only'
 BEGIN
     INSERT INTO sync_capture VALUES ('message', NEW.id, 'create');
 END;
@@ -181,8 +222,8 @@ WHEN acode_capture()
 BEGIN
     INSERT INTO sync_capture
         SELECT 'message', NEW.id, acode_op(o, n)
-        FROM (SELECT acode_stricter(OLD.privacy, (SELECT privacy FROM chats WHERE id = OLD.chat_id)) AS o,
-                     acode_stricter(NEW.privacy, (SELECT privacy FROM chats WHERE id = NEW.chat_id)) AS n)
+        FROM (SELECT acode_stricter(OLD.privacy, acode_present((SELECT privacy FROM chats WHERE id = OLD.chat_id))) AS o,
+                     acode_stricter(NEW.privacy, acode_present((SELECT privacy FROM chats WHERE id = NEW.chat_id))) AS n)
         WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
 END;
 
@@ -241,7 +282,7 @@ END;
 
 CREATE TRIGGER tasks_capture_insert AFTER INSERT ON tasks
 WHEN acode_capture()
- AND (SELECT privacy FROM sessions WHERE id = NEW.session_id) != 'local_only'
+ AND acode_present((SELECT privacy FROM sessions WHERE id = NEW.session_id)) != 'local_only'
 BEGIN
     INSERT INTO sync_capture VALUES ('task', NEW.id, 'create');
 END;
@@ -251,8 +292,8 @@ WHEN acode_capture()
 BEGIN
     INSERT INTO sync_capture
         SELECT 'task', NEW.id, acode_op(o, n)
-        FROM (SELECT (SELECT privacy FROM sessions WHERE id = OLD.session_id) AS o,
-                     (SELECT privacy FROM sessions WHERE id = NEW.session_id) AS n)
+        FROM (SELECT acode_present((SELECT privacy FROM sessions WHERE id = OLD.session_id)) AS o,
+                     acode_present((SELECT privacy FROM sessions WHERE id = NEW.session_id)) AS n)
         WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
 END;
 
@@ -265,8 +306,8 @@ END;
 
 CREATE TRIGGER steps_capture_insert AFTER INSERT ON steps
 WHEN acode_capture()
- AND (SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
-      WHERE t.id = NEW.task_id) != 'local_only'
+ AND acode_present((SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
+      WHERE t.id = NEW.task_id)) != 'local_only'
 BEGIN
     INSERT INTO sync_capture VALUES ('step', NEW.id, 'create');
 END;
@@ -276,10 +317,10 @@ WHEN acode_capture()
 BEGIN
     INSERT INTO sync_capture
         SELECT 'step', NEW.id, acode_op(o, n)
-        FROM (SELECT (SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
-                      WHERE t.id = OLD.task_id) AS o,
-                     (SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
-                      WHERE t.id = NEW.task_id) AS n)
+        FROM (SELECT acode_present((SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
+                      WHERE t.id = OLD.task_id)) AS o,
+                     acode_present((SELECT s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
+                      WHERE t.id = NEW.task_id)) AS n)
         WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
 END;
 
@@ -293,8 +334,8 @@ END;
 
 CREATE TRIGGER tool_calls_capture_insert AFTER INSERT ON tool_calls
 WHEN acode_capture()
- AND (SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
-      JOIN sessions s ON s.id = t.session_id WHERE st.id = NEW.step_id) != 'local_only'
+ AND acode_present((SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
+      JOIN sessions s ON s.id = t.session_id WHERE st.id = NEW.step_id)) != 'local_only'
 BEGIN
     INSERT INTO sync_capture VALUES ('tool_call', NEW.id, 'create');
 END;
@@ -304,10 +345,10 @@ WHEN acode_capture()
 BEGIN
     INSERT INTO sync_capture
         SELECT 'tool_call', NEW.id, acode_op(o, n)
-        FROM (SELECT (SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
-                      JOIN sessions s ON s.id = t.session_id WHERE st.id = OLD.step_id) AS o,
-                     (SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
-                      JOIN sessions s ON s.id = t.session_id WHERE st.id = NEW.step_id) AS n)
+        FROM (SELECT acode_present((SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
+                      JOIN sessions s ON s.id = t.session_id WHERE st.id = OLD.step_id)) AS o,
+                     acode_present((SELECT s.privacy FROM steps st JOIN tasks t ON t.id = st.task_id
+                      JOIN sessions s ON s.id = t.session_id WHERE st.id = NEW.step_id)) AS n)
         WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
 END;
 
@@ -321,7 +362,7 @@ END;
 
 CREATE TRIGGER artifacts_capture_insert AFTER INSERT ON artifacts
 WHEN acode_capture()
- AND (SELECT privacy FROM sessions WHERE id = NEW.session_id) != 'local_only'
+ AND acode_present((SELECT privacy FROM sessions WHERE id = NEW.session_id)) != 'local_only'
 BEGIN
     INSERT INTO sync_capture VALUES ('artifact', NEW.id, 'create');
 END;
@@ -331,8 +372,8 @@ WHEN acode_capture()
 BEGIN
     INSERT INTO sync_capture
         SELECT 'artifact', NEW.id, acode_op(o, n)
-        FROM (SELECT (SELECT privacy FROM sessions WHERE id = OLD.session_id) AS o,
-                     (SELECT privacy FROM sessions WHERE id = NEW.session_id) AS n)
+        FROM (SELECT acode_present((SELECT privacy FROM sessions WHERE id = OLD.session_id)) AS o,
+                     acode_present((SELECT privacy FROM sessions WHERE id = NEW.session_id)) AS n)
         WHERE o IS NOT NULL AND n IS NOT NULL AND NOT (o = 'local_only' AND n = 'local_only');
 END;
 

@@ -43,8 +43,11 @@ impl CaptureState {
         self.applying.store(on, Ordering::SeqCst);
     }
 
-    pub(crate) fn set_migrating(&self, on: bool) {
-        self.migrating.store(on, Ordering::SeqCst);
+    /// Suppresses capture until the returned guard is dropped, even by a
+    /// panic: for schema migrations and their backfills.
+    pub(crate) fn migrating(&self) -> MigratingGuard<'_> {
+        self.migrating.store(true, Ordering::SeqCst);
+        MigratingGuard(self)
     }
 
     pub(crate) fn set_device(&self, device: &str) {
@@ -66,6 +69,14 @@ impl CaptureState {
             Ok(key) => key,
             Err(overflow) => overflow.commit_overflow_increment(),
         }
+    }
+}
+
+pub(crate) struct MigratingGuard<'a>(&'a CaptureState);
+
+impl Drop for MigratingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.migrating.store(false, Ordering::SeqCst);
     }
 }
 
@@ -110,6 +121,14 @@ pub(crate) fn install(conn: &mut Connection, state: &Arc<CaptureState>) -> rusql
             (Some(Privacy::LocalOnly), _) => "create",
             _ => "update",
         })
+    })?;
+
+    conn.create_scalar_function("acode_present", 1, pure, |ctx| match ctx.get_raw(0) {
+        ValueRef::Null => Err(rusqlite::Error::UserFunctionError(
+            "acode: the parent of this row does not exist: write parents before their children"
+                .into(),
+        )),
+        _ => Ok(text_arg(ctx, 0).map(str::to_owned)),
     })?;
 
     let s = Arc::clone(state);

@@ -31,6 +31,9 @@ pub struct OpenOptions {
     /// schema (`backup.before_migrate`); `None` takes no copy.
     pub backup_dir: Option<PathBuf>,
     pub busy_timeout: Duration,
+    /// Create the file when it does not exist. Off for inspection, which
+    /// must not leave an empty database behind.
+    pub create: bool,
 }
 
 impl Default for OpenOptions {
@@ -40,6 +43,7 @@ impl Default for OpenOptions {
             migrate: true,
             backup_dir: None,
             busy_timeout: Duration::from_secs(5),
+            create: true,
         }
     }
 }
@@ -61,14 +65,21 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens the database at `path`, creating it if `options.create`.
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         let shown = path.display().to_string();
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
+        if !options.create && !path.exists() {
+            return Err(StoreError::WorkspaceNotFound(format!(
+                "{shown} (the database file is missing)"
+            )));
+        }
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
+        if options.create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &shown))?;
         Self::setup(conn, path, options)
     }
@@ -83,7 +94,10 @@ impl Store {
         let shown = path.display().to_string();
         let cl = |e| classify(e, &shown);
         conn.busy_timeout(options.busy_timeout).map_err(cl)?;
-        // The first read of the file: a non-SQLite or corrupt file fails here.
+        // The first read of the file, before anything is written to it: a
+        // non-SQLite or corrupt file fails here, another application's
+        // database is refused here, both left as they were.
+        refuse_foreign_database(&conn, &shown)?;
         let _mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(cl)?;
@@ -93,6 +107,10 @@ impl Store {
         };
         conn.pragma_update(None, "synchronous", sync).map_err(cl)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(cl)?;
+        // The rows an INSERT OR REPLACE deletes fire the delete triggers only
+        // with this on; without it a REPLACE would change data uncaptured.
+        conn.pragma_update(None, "recursive_triggers", "ON")
+            .map_err(cl)?;
         // A statement that fires capture triggers keeps a statement journal
         // (to undo itself alone on error); in memory it costs no file I/O.
         conn.pragma_update(None, "temp_store", "MEMORY")
@@ -101,7 +119,6 @@ impl Store {
         // memory instead of spilling pages to the WAL before its commit.
         conn.pragma_update(None, "cache_size", -32_768)
             .map_err(cl)?;
-        refuse_foreign_database(&conn, &shown)?;
 
         let capture = CaptureState::new();
         capture::install(&mut conn, &capture).map_err(cl)?;
@@ -144,13 +161,9 @@ impl Store {
             Some(dir) if status.version > 0 => Some(self.backup_before_migrate(dir, status)?),
             _ => None,
         };
-        self.capture.set_migrating(true);
-        let applied = migrations::apply(&mut self.conn);
-        self.capture.set_migrating(false);
-        Ok(MigrationOutcome {
-            applied: applied?,
-            backup,
-        })
+        let _uncaptured = self.capture.migrating();
+        let applied = migrations::apply(&mut self.conn)?;
+        Ok(MigrationOutcome { applied, backup })
     }
 
     fn backup_before_migrate(&self, dir: &Path, status: &SchemaStatus) -> Result<PathBuf> {
@@ -249,15 +262,27 @@ impl Store {
     /// an older schema.
     #[doc(hidden)]
     pub fn migrate_to(&mut self, version: i64) -> Result<()> {
-        self.capture.set_migrating(true);
-        let applied = migrations::apply_to(&mut self.conn, version);
-        self.capture.set_migrating(false);
-        applied.map(|_| ())
+        let _uncaptured = self.capture.migrating();
+        migrations::apply_to(&mut self.conn, version).map(|_| ())
     }
 
     /// Whether a write now would be captured (false only inside `apply_remote`).
     pub fn is_capturing(&self) -> bool {
         self.capture.capturing()
+    }
+}
+
+impl Drop for Store {
+    /// Ends an open transaction (one begun with raw SQL on `connection()`)
+    /// and removes the hooks before the connection closes: closing rolls back
+    /// an open transaction, and the rollback hook must not run once the
+    /// connection has released it.
+    fn drop(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        let _ = self.conn.commit_hook(None::<fn() -> bool>);
+        let _ = self.conn.rollback_hook(None::<fn()>);
     }
 }
 

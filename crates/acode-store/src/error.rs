@@ -92,11 +92,22 @@ impl StoreError {
 
 fn sqlite_code(e: &rusqlite::Error) -> ErrorCode {
     use rusqlite::ffi::ErrorCode as C;
+    match e {
+        // A stored value that does not parse: the database was changed by
+        // something other than acode, or damaged.
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => return ErrorCode::StoreNotADatabase,
+        _ => {}
+    }
     match e.sqlite_error_code() {
         Some(C::DatabaseBusy | C::DatabaseLocked) => ErrorCode::StoreBusy,
         Some(C::NotADatabase | C::DatabaseCorrupt) => ErrorCode::StoreNotADatabase,
         Some(C::ConstraintViolation | C::TooBig) => ErrorCode::StoreInvalidInput,
-        _ => ErrorCode::StoreIo,
+        Some(
+            C::SystemIoFailure | C::DiskFull | C::CannotOpen | C::ReadOnly | C::PermissionDenied,
+        ) => ErrorCode::StoreIo,
+        _ => ErrorCode::StoreInternal,
     }
 }
 
@@ -112,6 +123,38 @@ pub(crate) fn classify(e: rusqlite::Error, path: &str) -> StoreError {
         _ if e.to_string().contains("no such function: acode_") => {
             StoreError::CaptureUnavailable(e.to_string())
         }
+        _ if e.to_string().contains("acode: ") => StoreError::Invalid {
+            field: "write",
+            reason: e.to_string(),
+        },
         _ => StoreError::Sqlite(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_io_errors_are_reported_as_transient_io() -> Result<()> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        let missing = conn.execute("SELECT * FROM no_such_table", []).unwrap_err();
+        let e = classify(missing, ":memory:");
+        assert_eq!(e.code(), ErrorCode::StoreInternal);
+        assert!(!e.is_transient());
+
+        conn.execute_batch("CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('not a number');")?;
+        let bad = conn
+            .query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0))
+            .unwrap_err();
+        assert_eq!(StoreError::Sqlite(bad).code(), ErrorCode::StoreNotADatabase);
+
+        conn.execute_batch("CREATE TABLE u (x TEXT NOT NULL)")?;
+        let constraint = conn.execute("INSERT INTO u VALUES (NULL)", []).unwrap_err();
+        assert_eq!(
+            classify(constraint, ":memory:").code(),
+            ErrorCode::StoreInvalidInput
+        );
+        Ok(())
     }
 }

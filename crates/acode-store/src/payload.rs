@@ -8,7 +8,7 @@ use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
 use crate::Tx;
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 
 /// A row's data to send, and the level it was redacted to.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,7 +67,17 @@ impl Tx<'_> {
             .prepare_cached(privacy_sql(entity))?
             .query_row([id.to_string()], |r| r.get(0))
             .optional()?;
-        Ok(level.and_then(|l| l.parse().ok()))
+        level
+            .map(|l| {
+                l.parse().map_err(|_| {
+                    StoreError::Sqlite(rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        format!("{entity} {id} has privacy {l:?}").into(),
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// The row's data as it would be sent now: `None` when the row is gone
@@ -96,7 +106,14 @@ impl Tx<'_> {
                         ValueRef::Integer(n) => Value::from(n),
                         ValueRef::Real(x) => Value::from(x),
                         ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
-                        ValueRef::Blob(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+                        // Our columns are TEXT; a BLOB was written by hand.
+                        ValueRef::Blob(_) => {
+                            return Err(rusqlite::Error::InvalidColumnType(
+                                i,
+                                (*col).to_string(),
+                                rusqlite::types::Type::Blob,
+                            ));
+                        }
                     };
                     data.insert((*col).to_string(), v);
                 }

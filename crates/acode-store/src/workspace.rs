@@ -125,11 +125,14 @@ impl Workspace {
         Ok((config, store))
     }
 
-    /// The options [`Workspace::open_store`] uses.
+    /// The options [`Workspace::open_store`] uses. Only an open that may
+    /// migrate may also create the database; inspection (`db status`) never
+    /// leaves an empty one behind.
     pub fn open_options(&self, config: &Config, migrate: bool) -> OpenOptions {
         OpenOptions {
             durability: config.store.durability,
             migrate,
+            create: migrate,
             backup_dir: self.migrate_backup_dir(config),
             ..OpenOptions::default()
         }

@@ -6,12 +6,16 @@
 //! The test binary runs itself as the writer (env `ACODE_CRASH_CHILD`): the
 //! writer applies a deterministic schedule of transactions, so after each
 //! kill the parent replays the same number of transactions into a fresh
-//! database and compares both, row for row and entry for entry.
+//! database and compares both, row for row and entry for entry. Independently
+//! of that replay, the crashed database must also satisfy the capture
+//! invariants checked in plain SQL by [`assert_capture_invariants`].
 #![allow(clippy::unwrap_used)] // test code: a failure is the test failing
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use acode_store::*;
@@ -19,6 +23,9 @@ use ulid::Ulid;
 
 const CHILD_ENV: &str = "ACODE_CRASH_CHILD";
 const KILLS: usize = 20;
+/// How long one round may take to see its commits before the writer counts
+/// as stuck.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn id(i: u64, k: u64) -> Id {
     Id::from_ulid(Ulid::from_parts(1_700_000_000_000 + i, u128::from(k)))
@@ -127,6 +134,160 @@ fn snapshot(store: &mut Store) -> (Vec<String>, Vec<(String, String, String)>) {
     (rows, outbox)
 }
 
+/// The effective privacy of every chat, message, session and task, computed
+/// from the schema alone: chats and sessions have their own level, a message
+/// the stricter of its own and its chat's (full < redacted < local_only), a
+/// task its session's.
+const EFFECTIVE_PRIVACY: &str = "
+    rank(level, r) AS (
+        VALUES ('full', 0), ('redacted', 1), ('local_only', 2)
+    ),
+    effective(entity, entity_id, privacy) AS (
+        SELECT 'chat', id, privacy FROM chats
+        UNION ALL
+        SELECT 'message', m.id,
+               CASE WHEN mr.r >= cr.r THEN m.privacy ELSE c.privacy END
+        FROM messages m
+        JOIN chats c ON c.id = m.chat_id
+        JOIN rank mr ON mr.level = m.privacy
+        JOIN rank cr ON cr.level = c.privacy
+        UNION ALL
+        SELECT 'session', id, privacy FROM sessions
+        UNION ALL
+        SELECT 'task', t.id, s.privacy FROM tasks t JOIN sessions s ON s.id = t.session_id
+    )";
+
+/// The latest outbox entry (max `seq`) of every (entity, entity_id).
+const LATEST_ENTRY: &str = "
+    latest(entity, entity_id, seq, op) AS (
+        SELECT o.entity, o.entity_id, o.seq, o.op
+        FROM sync_outbox o
+        JOIN (SELECT entity, entity_id, max(seq) AS seq
+              FROM sync_outbox GROUP BY entity, entity_id) m
+          ON m.seq = o.seq
+    )";
+
+/// Runs a query that lists violations, one description per row.
+fn violations(conn: &rusqlite::Connection, select: &str) -> Vec<String> {
+    let sql = format!("WITH {EFFECTIVE_PRIVACY}, {LATEST_ENTRY} {select}");
+    let mut stmt = conn.prepare(&sql).unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+/// Checks capture against the data, independently of the schedule and of
+/// the code under test (no replay, no acode SQL functions):
+///
+/// - (a) every chat, message, session and task that is not effectively
+///   local-only has an outbox entry, and its latest entry is no delete;
+/// - (b) every (entity, entity_id) whose latest entry is no delete exists
+///   and is not effectively local-only;
+/// - (c) every row that is effectively local-only has no entry or its latest
+///   entry is a delete.
+///
+/// Nothing is assumed about the outbox beyond what capture guarantees: it
+/// may hold older entries than this run's (only the latest entry of each row
+/// is looked at), and entries may be pruned as long as the latest stays.
+///
+/// Cascades would need a wider rule (a message deleted with its chat, or a
+/// task with its session, leaves its last entry a create or an update: the
+/// parent's delete covers it). The schedule never produces one: chats and
+/// sessions are never deleted, messages and tasks only directly. Any entry
+/// of another entity (steps, tool calls, artifacts are never written here)
+/// fails (b), as its row is not among the four tables looked at.
+fn assert_capture_invariants(conn: &rusqlite::Connection, round: usize) {
+    // (a)
+    let uncaptured = violations(
+        conn,
+        "SELECT e.entity || ' ' || e.entity_id || ' (effective privacy ' || e.privacy || '): '
+                || CASE WHEN l.seq IS NULL THEN 'no outbox entry'
+                        ELSE 'latest outbox entry (seq ' || l.seq || ') is a delete' END
+         FROM effective e
+         LEFT JOIN latest l ON l.entity = e.entity AND l.entity_id = e.entity_id
+         WHERE e.privacy != 'local_only' AND (l.seq IS NULL OR l.op = 'delete')
+         ORDER BY e.entity, e.entity_id",
+    );
+    assert!(
+        uncaptured.is_empty(),
+        "round {round}: (a) synced rows whose existence the outbox does not capture:\n{}",
+        uncaptured.join("\n")
+    );
+    // (b)
+    let phantom = violations(
+        conn,
+        "SELECT l.entity || ' ' || l.entity_id || ': latest outbox entry (seq ' || l.seq
+                || ') is a ' || l.op || ', but '
+                || CASE WHEN e.entity_id IS NULL THEN 'no such row exists'
+                        ELSE 'its effective privacy is local_only' END
+         FROM latest l
+         LEFT JOIN effective e ON e.entity = l.entity AND e.entity_id = l.entity_id
+         WHERE l.op != 'delete' AND (e.entity_id IS NULL OR e.privacy = 'local_only')
+         ORDER BY l.entity, l.entity_id",
+    );
+    assert!(
+        phantom.is_empty(),
+        "round {round}: (b) outbox entries for rows that must not be synced:\n{}",
+        phantom.join("\n")
+    );
+    // (c)
+    let leaked = violations(
+        conn,
+        "SELECT e.entity || ' ' || e.entity_id || ' (effective privacy local_only): latest outbox entry (seq '
+                || l.seq || ') is a ' || l.op || ', not a delete'
+         FROM effective e
+         JOIN latest l ON l.entity = e.entity AND l.entity_id = e.entity_id
+         WHERE e.privacy = 'local_only' AND l.op != 'delete'
+         ORDER BY e.entity, e.entity_id",
+    );
+    assert!(
+        leaked.is_empty(),
+        "round {round}: (c) local-only rows left synced by the outbox:\n{}",
+        leaked.join("\n")
+    );
+}
+
+/// Waits for the writer to report `wait_for` commits on its stdout (lines
+/// read by another thread and sent over `lines`). A writer that is stuck,
+/// silent or gone fails the round, killed, instead of hanging the test.
+fn wait_for_commits(
+    child: &mut Child,
+    lines: &mpsc::Receiver<String>,
+    wait_for: u64,
+    round: usize,
+) {
+    let deadline = Instant::now() + ROUND_TIMEOUT;
+    let mut seen = 0;
+    while seen < wait_for {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                if line.starts_with("committed ") {
+                    seen += 1;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!(
+                    "round {round}: the writer reported {seen} of {wait_for} commits \
+                     in {ROUND_TIMEOUT:?}; killed it as stuck"
+                );
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                // The writer closed its stdout: it exited (or is exiting).
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                panic!(
+                    "round {round}: the writer stopped after {seen} of {wait_for} commits \
+                     ({status})"
+                );
+            }
+        }
+    }
+}
+
 fn run_child(path: &Path) -> ! {
     let mut store = Store::open(path, &OpenOptions::default()).unwrap();
     let mut i = committed(&mut store);
@@ -165,24 +326,22 @@ fn sigkilled_writers_leave_every_committed_change_captured() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let wait_for = 3 + (seed >> 33) % 25;
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = 0;
-        for line in lines {
-            if line.unwrap().starts_with("committed ") {
-                seen += 1;
-                if seen >= wait_for {
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
                     break;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: the writer made no progress"
-            );
-        }
-        assert_eq!(seen, wait_for, "round {round}: the writer stopped early");
+        });
+        wait_for_commits(&mut child, &rx, wait_for, round);
         child.kill().unwrap();
         child.wait().unwrap();
+        // The pipe's only writer is dead: the reader sees its end.
+        drop(rx);
+        reader.join().unwrap();
 
         let mut crashed = Store::open(&path, &OpenOptions::default()).unwrap();
         let check: String = crashed
@@ -197,6 +356,7 @@ fn sigkilled_writers_leave_every_committed_change_captured() {
             })
             .unwrap();
         assert_eq!(fk, 0, "round {round}: dangling foreign keys");
+        assert_capture_invariants(crashed.connection(), round);
 
         let n = committed(&mut crashed);
         let mut reference = Store::open(

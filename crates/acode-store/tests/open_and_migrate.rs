@@ -197,10 +197,17 @@ fn a_corrupt_or_foreign_file_is_refused_and_left_untouched() {
     conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices VALUES (1, 9.5);")
         .unwrap();
     drop(conn);
+    let before = std::fs::read(&other).unwrap();
     let err = Store::open(&other, &OpenOptions::default())
         .err()
         .expect("refused");
     assert_eq!(code(err), "ACODE-STORE-003");
+    assert_eq!(
+        std::fs::read(&other).unwrap(),
+        before,
+        "not even its journal mode changed"
+    );
+    assert!(!dir.path().join("other.db-wal").exists());
     let tables: i64 = rusqlite::Connection::open(&other)
         .unwrap()
         .query_row(
@@ -255,4 +262,18 @@ fn a_truncated_database_is_refused() {
         Err(e) => assert_eq!(code(e), "ACODE-STORE-003"),
         Ok(check) => panic!("a truncated database read without error (integrity: {check})"),
     }
+}
+
+#[test]
+fn opening_without_create_never_leaves_a_file_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    let opts = OpenOptions {
+        create: false,
+        migrate: false,
+        ..Default::default()
+    };
+    let err = Store::open(&path, &opts).err().expect("refused");
+    assert_eq!(code(err), "ACODE-STORE-008");
+    assert!(!path.exists());
 }

@@ -8,9 +8,34 @@ mod common;
 
 use acode_store::*;
 use common::temp_store;
+use rusqlite::OptionalExtension;
 
+/// The row's state from the API, checked against the `sync_row_state` view
+/// (two readings of one rule: they must agree).
 fn state(store: &mut Store, id: Id) -> Option<RowState> {
-    store.read(|tx| tx.row_state(Entity::Chat, id)).unwrap()
+    let api = store.read(|tx| tx.row_state(Entity::Chat, id)).unwrap();
+    let view = store
+        .connection()
+        .query_row(
+            "SELECT local_version, server_version, status, last_error, updated_at
+             FROM sync_row_state WHERE entity = 'chat' AND entity_id = ?1",
+            [id.to_string()],
+            |r| {
+                Ok(RowState {
+                    entity: Entity::Chat,
+                    entity_id: id,
+                    local_version: r.get(0)?,
+                    server_version: r.get(1)?,
+                    status: r.get::<_, String>(2)?.parse().unwrap(),
+                    last_error: r.get(3)?,
+                    updated_at: r.get(4)?,
+                })
+            },
+        )
+        .optional()
+        .unwrap();
+    assert_eq!(api, view, "the API and the view disagree");
+    api
 }
 
 fn last_seq(store: &mut Store, id: Id) -> i64 {
@@ -82,6 +107,19 @@ fn a_captured_row_is_pending_until_settled_then_takes_the_remote_state() {
     );
 
     settle(&mut store, c.id, 2, "conflict", None);
+    assert_eq!(state(&mut store, c.id).unwrap().status, RowStatus::Conflict);
+    // A conflict stays visible over newer local changes until it is seen.
+    store
+        .write(|tx| {
+            tx.update_chat(
+                c.id,
+                &ChatPatch {
+                    title: Some("c3".into()),
+                    privacy: None,
+                },
+            )
+        })
+        .unwrap();
     assert_eq!(state(&mut store, c.id).unwrap().status, RowStatus::Conflict);
 }
 

@@ -24,14 +24,19 @@ pub struct ChatRow {
 
 impl ChatRow {
     fn new(tx: &Tx<'_>, chat: Chat) -> Result<ChatRow, StoreError> {
-        Ok(ChatRow {
-            sync_status: sync_status(tx, Entity::Chat, chat.id, chat.privacy)?,
+        let label = sync_status(tx, Entity::Chat, chat.id, chat.privacy)?;
+        Ok(ChatRow::labelled(chat, label))
+    }
+
+    fn labelled(chat: Chat, sync_status: &'static str) -> ChatRow {
+        ChatRow {
+            sync_status,
             id: chat.id,
             title: chat.title,
             privacy: chat.privacy,
             created_at: chat.created_at,
             updated_at: chat.updated_at,
-        })
+        }
     }
 }
 
@@ -159,10 +164,16 @@ fn update(ctx: &Ctx, store: &mut Store, id: &str, patch: ChatPatch) -> anyhow::R
 /// Every chat, oldest first.
 pub fn list(store: &mut Store) -> Result<ChatList, StoreError> {
     store.read(|tx| {
-        let chats = list_all::<Chat>(tx, None)?
+        let chats = list_all::<Chat>(tx, None)?;
+        let keys: Vec<_> = chats.iter().map(|c| (c.id, c.privacy)).collect();
+        let labels = tx.sync_labels(Entity::Chat, &keys)?;
+        let chats = chats
             .into_iter()
-            .map(|chat| ChatRow::new(tx, chat))
-            .collect::<Result<_, _>>()?;
+            .map(|c| {
+                let label = labels.get(&c.id).copied().unwrap_or("synced");
+                ChatRow::labelled(c, label)
+            })
+            .collect();
         Ok(ChatList { chats })
     })
 }

@@ -16,8 +16,7 @@ use std::path::PathBuf;
 use acode_config::Config;
 use acode_store::record::MAX_PAGE;
 use acode_store::{
-    Entity, Id, ListQuery, Privacy, Record, RowStatus, Store, StoreError, Tx, Workspace,
-    WorkspaceError,
+    Entity, Id, ListQuery, Privacy, Record, Store, StoreError, Tx, Workspace, WorkspaceError,
 };
 use clap::CommandFactory;
 use serde::Serialize;
@@ -138,19 +137,16 @@ pub fn list_all<R: Record>(tx: &Tx<'_>, parent: Option<Id>) -> Result<Vec<R>, St
     }
 }
 
-/// A row's sync status as users see it: its captured state, or
-/// `local_only` for a row that never leaves the device (and none has to be
-/// deleted remotely), or `synced` for a row that came from the remote.
+/// One row's sync status as users see it (see `Tx::sync_labels`); lists
+/// ask for all their rows at once instead.
 pub fn sync_status(
     tx: &Tx<'_>,
     entity: Entity,
     id: Id,
     effective: Privacy,
 ) -> Result<&'static str, StoreError> {
-    let state = tx.row_state(entity, id)?.map(|s| s.status);
-    Ok(match state {
-        None | Some(RowStatus::Synced) if effective == Privacy::LocalOnly => "local_only",
-        Some(status) => status.as_str(),
-        None => "synced",
-    })
+    Ok(tx
+        .sync_labels(entity, &[(id, effective)])?
+        .remove(&id)
+        .unwrap_or("synced"))
 }

@@ -8,7 +8,7 @@ use acode_store::time::Time;
 use acode_store::{Chat, Entity, Id, Message, NewMessage, Privacy, Role, StoreError, Tx, import};
 use serde::Serialize;
 
-use super::{Ctx, list_all, parse_id, sync_status};
+use super::{Ctx, list_all, parse_id};
 use crate::cli::MsgCommand;
 use crate::output;
 
@@ -25,26 +25,36 @@ pub struct MessageRow {
 }
 
 impl MessageRow {
-    fn new(tx: &Tx<'_>, msg: Message, chat: &Chat) -> Result<MessageRow, StoreError> {
-        let privacy = msg.privacy.stricter(chat.privacy);
-        Ok(MessageRow {
-            sync_status: sync_status(tx, Entity::Message, msg.id, privacy)?,
+    fn new(msg: Message, privacy: Privacy, sync_status: &'static str) -> MessageRow {
+        MessageRow {
+            sync_status,
             id: msg.id,
             chat_id: msg.chat_id,
             role: msg.role,
             content: msg.content,
             privacy,
             created_at: msg.created_at,
-        })
+        }
     }
 }
 
 /// A chat's messages, oldest first.
 pub fn rows(tx: &Tx<'_>, chat: &Chat) -> Result<Vec<MessageRow>, StoreError> {
-    list_all::<Message>(tx, Some(chat.id))?
+    let messages = list_all::<Message>(tx, Some(chat.id))?;
+    // The level each is synced with: the stricter of its own and its chat's.
+    let keys: Vec<_> = messages
+        .iter()
+        .map(|m| (m.id, m.privacy.stricter(chat.privacy)))
+        .collect();
+    let labels = tx.sync_labels(Entity::Message, &keys)?;
+    Ok(messages
         .into_iter()
-        .map(|m| MessageRow::new(tx, m, chat))
-        .collect()
+        .zip(keys)
+        .map(|(m, (id, privacy))| {
+            let label = labels.get(&id).copied().unwrap_or("synced");
+            MessageRow::new(m, privacy, label)
+        })
+        .collect())
 }
 
 #[derive(Serialize)]

@@ -1,7 +1,7 @@
 //! Helpers shared by the store's integration tests.
 #![allow(dead_code)]
 
-use acode_store::{ChangeOp, Entity, Id, OpenOptions, Store};
+use acode_store::{ChangeOp, Entity, EntryStatus, Id, OpenOptions, Store};
 use tempfile::TempDir;
 
 /// A store on a real file in a fresh temporary directory.
@@ -12,20 +12,21 @@ pub fn temp_store() -> (TempDir, Store) {
     (dir, store)
 }
 
-/// The outbox as (entity, id, op), in local order.
+/// The pending outbox entries as (entity, id, op), in local order.
 pub fn entries(store: &mut Store) -> Vec<(Entity, Id, ChangeOp)> {
     store
-        .read(|tx| tx.outbox(&[], 1_000_000))
+        .read(|tx| tx.outbox(&[EntryStatus::Pending], 1_000_000))
         .expect("read outbox")
         .into_iter()
         .map(|e| (e.entity, e.entity_id, e.op))
         .collect()
 }
 
-/// Forgets captured entries so a test can look at what one step adds.
+/// Settles every entry (as the engine would after a push), so a test can
+/// look at what one step adds.
 pub fn clear_outbox(store: &mut Store) {
     store
         .connection()
-        .execute("DELETE FROM sync_outbox", [])
+        .execute("UPDATE sync_outbox SET status = 'synced'", [])
         .expect("clear outbox");
 }
