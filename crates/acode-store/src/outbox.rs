@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use acode_protocol::{Entity, Id, Privacy};
 use rusqlite::{OptionalExtension, Row};
@@ -264,6 +264,28 @@ impl Tx<'_> {
                 (*id, label)
             })
             .collect())
+    }
+
+    /// Rows per table, for `db status`: every entity's table and the outbox
+    /// (tables the schema does not have yet are left out).
+    pub fn row_counts(&self) -> Result<BTreeMap<&'static str, i64>> {
+        let tables = Entity::ALL.iter().map(|e| e.table()).chain(["sync_outbox"]);
+        let mut counts = BTreeMap::new();
+        for table in tables {
+            let exists: i64 = self.conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )?;
+            if exists > 0 {
+                // `table` is one of our constant names, never input.
+                let n = self
+                    .conn
+                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+                counts.insert(table, n);
+            }
+        }
+        Ok(counts)
     }
 
     /// A value of `sync_state` (device id, cursor, paused, ...).

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use acode_store::StoreError;
 use acode_store::migrations::MigrationInfo;
-use acode_store::{Entity, StoreError, Tx};
 use serde::Serialize;
 
 use super::Ctx;
@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<()> {
     match cmd {
         DbCommand::Status => {
             let schema = store.schema_status()?;
-            let rows = store.read(row_counts)?;
+            let rows = store.read(|tx| tx.row_counts())?;
             ctx.print(&DbStatus {
                 path: ws.db_path(),
                 schema_version: schema.version,
@@ -126,41 +126,4 @@ fn file_len(path: &Path) -> Result<u64, StoreError> {
             source,
         }),
     }
-}
-
-/// The tables `db status` counts: every entity's, and the outbox.
-fn counted_tables() -> impl Iterator<Item = &'static str> {
-    Entity::ALL
-        .iter()
-        .map(|e| e.table())
-        .chain(std::iter::once("sync_outbox"))
-}
-
-fn row_counts(tx: &Tx<'_>) -> Result<BTreeMap<&'static str, i64>, StoreError> {
-    let mut rows = BTreeMap::new();
-    for table in counted_tables() {
-        if let Some(n) = count_rows(tx, table)? {
-            rows.insert(table, n);
-        }
-    }
-    Ok(rows)
-}
-
-/// Rows in `table` (one of [`counted_tables`], never user input), or `None`
-/// if the schema has no such table yet. The store has no counting API, so
-/// this reads through the transaction's connection.
-fn count_rows(tx: &Tx<'_>, table: &str) -> Result<Option<i64>, StoreError> {
-    let conn = tx.connection();
-    let exists: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [table],
-        |r| r.get(0),
-    )?;
-    if exists == 0 {
-        return Ok(None);
-    }
-    let n = conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
-        r.get(0)
-    })?;
-    Ok(Some(n))
 }
