@@ -1,61 +1,22 @@
 //! Messages of a chat. A message's effective privacy is the stricter of its
 //! own level and its chat's.
 
-use std::fmt;
-use std::str::FromStr;
-
 use acode_protocol::{Entity, Id, Privacy};
 use rusqlite::Row;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::chats::Chat;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::record::{Record, id_column, parsed_column, require};
+use crate::text_enum::text_enum;
 use crate::time::{self, Time};
 use crate::{Tx, validate};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    User,
-    Assistant,
-    System,
-    Tool,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::System => "system",
-            Role::Tool => "tool",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = StoreError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "user" => Ok(Role::User),
-            "assistant" => Ok(Role::Assistant),
-            "system" => Ok(Role::System),
-            "tool" => Ok(Role::Tool),
-            other => Err(StoreError::invalid(
-                "role",
-                format!("{:?}: expected user, assistant, system or tool", other),
-            )),
-        }
-    }
-}
+text_enum!(
+    "role",
+    /// Who wrote a message.
+    Role { User = "user", Assistant = "assistant", System = "system", Tool = "tool" }
+);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Message {

@@ -2,9 +2,6 @@
 //! figures `sync status` shows. The sync engine settles entries; capture
 //! only ever adds them.
 
-use std::fmt;
-use std::str::FromStr;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use acode_protocol::{Entity, Id, Privacy};
@@ -14,44 +11,16 @@ use serde::Serialize;
 use crate::Tx;
 use crate::error::{Result, StoreError};
 use crate::record::{id_column, parsed_column};
-
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),* }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = StoreError;
-            fn from_str(s: &str) -> Result<Self> {
-                match s {
-                    $($text => Ok($name::$variant),)*
-                    other => Err(StoreError::invalid(stringify!($name), format!("{other:?}"))),
-                }
-            }
-        }
-    };
-}
+use crate::text_enum::text_enum;
 
 text_enum!(
+    "op",
     /// What a captured change did to its row.
     ChangeOp { Create = "create", Update = "update", Delete = "delete" }
 );
 
 text_enum!(
+    "status",
     /// Where an outbox entry is on its way to the remote.
     EntryStatus {
         Pending = "pending",
@@ -63,6 +32,7 @@ text_enum!(
 );
 
 text_enum!(
+    "status",
     /// A row's sync status, as users see it.
     RowStatus { Pending = "pending", Synced = "synced", Conflict = "conflict", Failed = "failed" }
 );
