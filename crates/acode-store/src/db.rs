@@ -134,7 +134,8 @@ impl Store {
         if options.migrate && !status.pending.is_empty() {
             store.opened_with = store.apply_migrations(&status, options.backup_dir.as_deref())?;
         }
-        if store.schema_status()?.pending.is_empty() {
+        // Up to date now, either as found or just migrated.
+        if status.pending.is_empty() || options.migrate {
             store.load_device()?;
         }
         Ok(store)

@@ -28,6 +28,13 @@ pub struct MigrationInfo {
     pub applied_on: Option<String>,
 }
 
+/// Shown as refinery names its files: `V2__change_capture`.
+impl std::fmt::Display for MigrationInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "V{}__{}", self.version, self.name)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SchemaStatus {
     /// The highest applied migration (0 for an empty database).
@@ -107,15 +114,12 @@ pub(crate) fn status(conn: &mut Connection) -> Result<SchemaStatus> {
         match embedded.get(&m.version) {
             None => {
                 return Err(StoreError::SchemaTooNew {
-                    found: format!("V{}__{}", m.version, m.name),
+                    found: m.to_string(),
                     known: latest_known.to_string(),
                 });
             }
             Some(e) if e.checksum().to_string() != *checksum || e.name() != m.name => {
-                return Err(StoreError::MigrationModified(format!(
-                    "V{}__{}",
-                    m.version, m.name
-                )));
+                return Err(StoreError::MigrationModified(m.to_string()));
             }
             Some(_) => {}
         }
@@ -125,8 +129,7 @@ pub(crate) fn status(conn: &mut Connection) -> Result<SchemaStatus> {
             .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
         if !parsable {
             return Err(StoreError::MigrationModified(format!(
-                "V{}__{} (its applied_on is not a time)",
-                m.version, m.name
+                "{m} (its applied_on is not a time)"
             )));
         }
     }

@@ -69,10 +69,7 @@ impl Ctx {
     /// The workspace named by `--workspace`, `ACODE_WORKSPACE` or found
     /// above the current directory.
     pub fn workspace(&self) -> Result<Workspace, StoreError> {
-        let env = std::env::var_os("ACODE_WORKSPACE")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        let ws = Workspace::discover(self.workspace.as_deref(), env, &cwd()?)?;
+        let ws = Workspace::discover(self.workspace.as_deref(), env_workspace(), &cwd()?)?;
         tracing::debug!(root = %ws.root().display(), "workspace");
         Ok(ws)
     }
@@ -80,11 +77,7 @@ impl Ctx {
     /// The directory `init` works on: `--workspace`, `ACODE_WORKSPACE`, or
     /// the current directory.
     pub fn init_dir(&self) -> Result<PathBuf, StoreError> {
-        let named = self.workspace.clone().or_else(|| {
-            std::env::var_os("ACODE_WORKSPACE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        });
+        let named = self.workspace.clone().or_else(env_workspace);
         let cwd = cwd()?;
         Ok(named.map_or_else(|| cwd.clone(), |dir| cwd.join(dir)))
     }
@@ -103,6 +96,13 @@ impl Ctx {
         let (config, store) = ws.open(false)?;
         Ok((ws, config, store))
     }
+}
+
+/// `ACODE_WORKSPACE`, when set and not empty.
+fn env_workspace() -> Option<PathBuf> {
+    std::env::var_os("ACODE_WORKSPACE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 fn cwd() -> Result<PathBuf, StoreError> {
