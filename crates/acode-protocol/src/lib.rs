@@ -6,6 +6,7 @@
 //! [`ErrorCode`] is the one table of stable public error codes.
 
 mod codes;
+pub mod conflict;
 mod entity;
 mod hlc;
 mod id;
@@ -13,6 +14,7 @@ mod privacy;
 mod wire;
 
 pub use codes::ErrorCode;
+pub use conflict::{Contender, Policy, Winner};
 pub use entity::{Entity, ParseEntityError};
 pub use hlc::{Hlc, HlcClock, ParseHlcError};
 pub use id::{ChangeKey, Id, ParseIdError};

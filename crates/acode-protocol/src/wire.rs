@@ -37,7 +37,7 @@ pub struct PushRequest {
     /// The device's oldest unsettled key: the server prunes its ledger below it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_oldest_unsettled: Option<ChangeKey>,
-    pub policy: String,
+    pub policy: crate::Policy,
     pub changes: Vec<Change>,
 }
 
@@ -66,7 +66,12 @@ pub enum ItemResult {
         key: ChangeKey,
         version: i64,
         resolution: Resolution,
+        /// The row as it stands after the conflict: `{version, hlc, deleted, data}`.
         winner: Value,
+        /// The version that lost, as the server had it (`local_applied`
+        /// only: for `remote_kept` the loser is the device's own change).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loser: Option<Value>,
     },
     Rejected {
         key: ChangeKey,

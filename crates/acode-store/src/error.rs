@@ -49,6 +49,12 @@ pub enum StoreError {
 
     #[error("taking the pre-migration backup: {0}")]
     Backup(String),
+
+    #[error("stored sync data is damaged: {0}")]
+    Internal(String),
+
+    #[error("another sync worker holds the lease now (epoch {0} is over): nothing was written")]
+    Fenced(i64),
 }
 
 impl StoreError {
@@ -81,6 +87,8 @@ impl StoreError {
             StoreError::Sqlite(e) => sqlite_code(e),
             StoreError::Io { .. } => ErrorCode::StoreIo,
             StoreError::Backup(_) => ErrorCode::BackupFailed,
+            StoreError::Internal(_) => ErrorCode::StoreInternal,
+            StoreError::Fenced(_) => ErrorCode::StoreBusy,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod payload;
 pub mod record;
 pub mod runs;
+pub mod sync;
 mod text_enum;
 pub mod time;
 mod tx;

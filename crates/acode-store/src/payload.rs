@@ -46,16 +46,15 @@ fn privacy_sql(entity: Entity) -> &'static str {
     }
 }
 
-/// Empties the content columns of redacted data; the `privacy` column, where
-/// the entity has one, says why.
+/// Empties the content columns of data whose effective level is redacted.
+/// The `privacy` column keeps the row's own level: a message of a redacted
+/// chat stays `full` itself, so every device stores the same value and
+/// derives the same effective level from its chat.
 pub fn redact(entity: Entity, data: &mut Map<String, Value>, privacy: Privacy) {
     if privacy == Privacy::Redacted {
         for col in entity.content_columns() {
             data.insert((*col).to_string(), Value::Null);
         }
-    }
-    if data.contains_key("privacy") {
-        data.insert("privacy".into(), Value::String(privacy.as_str().into()));
     }
 }
 
@@ -140,7 +139,7 @@ mod tests {
         redact(Entity::Message, &mut data, Privacy::Redacted);
         assert_eq!(data["content"], Value::Null);
         assert_eq!(data["chat_id"], "c");
-        assert_eq!(data["privacy"], "redacted");
+        assert_eq!(data["privacy"], "full", "the row's own level is kept");
 
         let mut full = Map::new();
         full.insert("content".into(), "kept".into());

@@ -354,7 +354,8 @@ fn redacted_rows_are_captured_and_their_payload_has_no_content() {
             let p = tx.payload(Entity::Message, m.id)?.unwrap();
             assert_eq!(p.data["content"], serde_json::Value::Null);
             assert_eq!(p.data["chat_id"], c.id.to_string());
-            assert_eq!(p.data["privacy"], "redacted", "the effective level");
+            assert_eq!(p.data["privacy"], "full", "the message's own level");
+            assert_eq!(p.privacy, Privacy::Redacted, "the effective level");
             for (e, id) in [
                 (Entity::Session, s.id),
                 (Entity::Task, t.id),

@@ -1,0 +1,75 @@
+//! Errors of the PostgreSQL side. A rejected *change* is not an error: it
+//! is a result inside the answer. These fail a whole call.
+
+use acode_protocol::{ErrorCode, Id};
+
+pub type Result<T, E = RemoteError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// No connection could be made: the engine is offline (rule 2).
+    #[error("connecting to PostgreSQL at {target}: {message}")]
+    Unreachable { target: String, message: String },
+    /// The server was reached and the call failed (a broken connection, a
+    /// timeout, a serialization failure): worth retrying.
+    #[error("{context}: {source}")]
+    Db {
+        context: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("invalid remote url: {0}")]
+    BadUrl(String),
+    #[error("migrating the server schema: {0}")]
+    Migration(String),
+    #[error("batch {0}: idempotency key reused with another body")]
+    BatchKeyReused(Id),
+    #[error("device {0} is unknown, revoked, or belongs to another tenant")]
+    Forbidden(String),
+    #[error(
+        "client schema version {client} is newer than the server's {server}: waiting for the server to be upgraded"
+    )]
+    SchemaTooNew { client: u32, server: u32 },
+    #[error("invalid cursor {0:?}: expected the next_cursor of an earlier pull, or 0")]
+    BadCursor(String),
+    #[error("stored data is not what this server wrote: {0}")]
+    Corrupt(String),
+}
+
+impl RemoteError {
+    pub(crate) fn db(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> RemoteError {
+        move |source| RemoteError::Db { context, source }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RemoteError::Unreachable { .. } => ErrorCode::SyncConnectionFailed,
+            RemoteError::Db { .. } | RemoteError::Corrupt(_) => ErrorCode::SyncBatchFailed,
+            RemoteError::BadUrl(_) => ErrorCode::ConfigInvalidValue,
+            RemoteError::Migration(_) => ErrorCode::SyncBatchFailed,
+            RemoteError::BatchKeyReused(_) => ErrorCode::SyncKeyReused,
+            RemoteError::BadCursor(_) => ErrorCode::SyncInvalidPayload,
+            RemoteError::Forbidden(_) => ErrorCode::AuthForbidden,
+            RemoteError::SchemaTooNew { .. } => ErrorCode::SyncSchemaMismatch,
+        }
+    }
+
+    /// True when nothing reached the server (no attempt is spent).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, RemoteError::Unreachable { .. })
+    }
+
+    /// True when the same call may succeed later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RemoteError::Unreachable { .. } | RemoteError::SchemaTooNew { .. } => true,
+            RemoteError::Db { source, .. } => source.as_db_error().is_none_or(|db| {
+                // Class 40 (serialization, deadlock), 53 (resources), 57
+                // (operator intervention, e.g. shutdown), 08 (connection).
+                let class = &db.code().code()[..2];
+                matches!(class, "40" | "53" | "57" | "08")
+            }),
+            _ => false,
+        }
+    }
+}

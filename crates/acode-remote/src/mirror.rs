@@ -1,0 +1,161 @@
+//! SQL for the mirror tables, built from the entity's column list in
+//! acode-protocol. Only those static names ever reach the SQL text; values
+//! travel as parameters (the change's data as one `jsonb`).
+
+use acode_protocol::Entity;
+
+/// Columns stored as `timestamptz` (the others are `text`).
+fn is_time(col: &str) -> bool {
+    matches!(col, "created_at" | "updated_at" | "started_at" | "ended_at")
+}
+
+/// Columns that must be given when a row is created (the mirror's NOT NULL
+/// application columns). Content columns never are: they are NULL when
+/// redacted.
+pub(crate) fn required(entity: Entity) -> &'static [&'static str] {
+    match entity {
+        Entity::Chat => &["privacy"],
+        Entity::Message => &["chat_id", "role", "privacy"],
+        Entity::Session => &["status", "privacy"],
+        Entity::Task => &["session_id", "status"],
+        Entity::Step => &["task_id", "kind", "status"],
+        Entity::ToolCall => &["step_id", "tool", "status"],
+        Entity::Artifact => &["session_id", "media_type"],
+    }
+}
+
+/// The value of `col` from the change's data (`$3`), cast to the column type.
+fn value_of(col: &str) -> String {
+    if is_time(col) {
+        format!("($3::jsonb->>'{col}')::timestamptz")
+    } else {
+        format!("($3::jsonb->>'{col}')")
+    }
+}
+
+/// The row as the `data` of a change: a JSON object of its application
+/// columns, times in the fixed RFC 3339 form the devices store.
+pub(crate) fn row_json(entity: Entity) -> String {
+    let fields: Vec<String> = entity
+        .data_columns()
+        .iter()
+        .map(|col| {
+            if is_time(col) {
+                format!(
+                    "'{col}', to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                )
+            } else {
+                format!("'{col}', {col}")
+            }
+        })
+        .collect();
+    format!("jsonb_build_object({})", fields.join(", "))
+}
+
+/// `$1` tenant, `$2` id. Locks the row for the rest of the transaction.
+pub(crate) fn select_for_update(entity: Entity) -> String {
+    format!(
+        "SELECT version, deleted, hlc, {json} FROM {table}
+         WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        json = row_json(entity),
+        table = entity.table()
+    )
+}
+
+/// `$1` tenant, `$2` id: does a live row exist?
+pub(crate) fn select_live(entity: Entity) -> String {
+    format!(
+        "SELECT NOT deleted FROM {} WHERE tenant_id = $1 AND id = $2",
+        entity.table()
+    )
+}
+
+/// `$1` tenant, `$2` id, `$3` data, `$4` version, `$5` hlc, `$6` device.
+/// Returns the new `server_seq`.
+pub(crate) fn insert(entity: Entity) -> String {
+    let cols = entity.data_columns();
+    let values: Vec<String> = cols.iter().map(|c| value_of(c)).collect();
+    format!(
+        "INSERT INTO {table} (tenant_id, id, {cols}, version, hlc, origin_device, deleted, server_seq)
+         VALUES ($1, $2, {values}, $4, $5, $6, false, nextval('sync_changes_seq'))
+         RETURNING server_seq",
+        table = entity.table(),
+        cols = cols.join(", "),
+        values = values.join(", ")
+    )
+}
+
+/// Same parameters as [`insert`]; only the columns the data names change
+/// (rule 14: a column the client does not know keeps its value).
+pub(crate) fn update(entity: Entity) -> String {
+    let sets: Vec<String> = entity
+        .data_columns()
+        .iter()
+        .map(|c| {
+            format!(
+                "{c} = CASE WHEN $3::jsonb ? '{c}' THEN {} ELSE {c} END",
+                value_of(c)
+            )
+        })
+        .collect();
+    format!(
+        "UPDATE {table} SET {sets}, version = $4, hlc = $5, origin_device = $6, deleted = false,
+                server_seq = nextval('sync_changes_seq')
+         WHERE tenant_id = $1 AND id = $2
+         RETURNING server_seq",
+        table = entity.table(),
+        sets = sets.join(", ")
+    )
+}
+
+/// A tombstone: `$1` tenant, `$2` id, `$3` version, `$4` hlc, `$5` device.
+/// The content goes; the row stays so a late update cannot resurrect it.
+pub(crate) fn delete(entity: Entity) -> String {
+    let content: Vec<String> = entity
+        .content_columns()
+        .iter()
+        .map(|c| format!("{c} = NULL"))
+        .collect();
+    format!(
+        "UPDATE {table} SET {content}, deleted = true, version = $3, hlc = $4, origin_device = $5,
+                server_seq = nextval('sync_changes_seq')
+         WHERE tenant_id = $1 AND id = $2
+         RETURNING server_seq",
+        table = entity.table(),
+        content = content.join(", ")
+    )
+}
+
+/// Tombstones every live child of the given parents: `$1` tenant, `$2`
+/// parent ids, `$3` hlc, `$4` device. Returns the children's ids.
+pub(crate) fn cascade(child: Entity, parent_column: &str) -> String {
+    let content: Vec<String> = child
+        .content_columns()
+        .iter()
+        .map(|c| format!("{c} = NULL"))
+        .collect();
+    format!(
+        "UPDATE {table} SET {content}, deleted = true, version = version + 1, hlc = $3,
+                origin_device = $4, server_seq = nextval('sync_changes_seq')
+         WHERE tenant_id = $1 AND {parent_column} = ANY($2) AND NOT deleted
+         RETURNING id",
+        table = child.table(),
+        content = content.join(", ")
+    )
+}
+
+/// Appends the row's current state to the feed, replacing its previous
+/// entry (rule 10). `$1` tenant, `$2` id, `$3` entity, `$4` key, `$5` op.
+pub(crate) fn feed_append(entity: Entity) -> String {
+    format!(
+        "INSERT INTO sync_changes (seq, tenant_id, entity, entity_id, key, version, op, data, origin_device, hlc)
+         SELECT server_seq, tenant_id, $3, id, $4, version, $5,
+                CASE WHEN deleted THEN NULL ELSE {json} END, origin_device, hlc
+         FROM {table} WHERE tenant_id = $1 AND id = $2
+         ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE
+         SET seq = excluded.seq, key = excluded.key, version = excluded.version, op = excluded.op,
+             data = excluded.data, origin_device = excluded.origin_device, hlc = excluded.hlc",
+        json = row_json(entity),
+        table = entity.table()
+    )
+}

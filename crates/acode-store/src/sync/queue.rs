@@ -1,0 +1,340 @@
+//! The upload queue: unsettled outbox entries, frozen batches (§15 rule 1)
+//! and their settlement.
+
+use std::collections::HashMap;
+
+use acode_protocol::{Change, Entity, Id};
+use rusqlite::{OptionalExtension, Row};
+
+use crate::Tx;
+use crate::error::{Result, StoreError};
+use crate::outbox::{ChangeOp, EntryStatus, RowStatus};
+use crate::record::{id_column, parsed_column};
+
+/// An outbox entry that has not settled: pending, in flight or failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedEntry {
+    pub seq: i64,
+    pub key: Id,
+    pub entity: Entity,
+    pub entity_id: Id,
+    pub op: ChangeOp,
+    pub hlc: String,
+    pub status: EntryStatus,
+    pub attempts: i64,
+    pub next_retry_at: Option<i64>,
+    pub batch_key: Option<Id>,
+    pub last_error: Option<String>,
+}
+
+fn queued(row: &Row<'_>) -> rusqlite::Result<QueuedEntry> {
+    Ok(QueuedEntry {
+        seq: row.get(0)?,
+        key: id_column(row, 1)?,
+        entity: parsed_column(row, 2)?,
+        entity_id: id_column(row, 3)?,
+        op: parsed_column(row, 4)?,
+        hlc: row.get(5)?,
+        status: parsed_column(row, 6)?,
+        attempts: row.get(7)?,
+        next_retry_at: row.get(8)?,
+        batch_key: row
+            .get::<_, Option<String>>(9)?
+            .map(|k| k.parse())
+            .transpose()
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    9,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+        last_error: row.get(10)?,
+    })
+}
+
+/// One change of a frozen batch and the outbox entries it settles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrozenChange {
+    pub change: Change,
+    /// Every entry of the row this change covers (coalesced), oldest first.
+    pub seqs: Vec<i64>,
+}
+
+/// What the remote said about a row: its version there, the outcome, and
+/// the last local entry that outcome settles.
+#[derive(Clone, Copy, Debug)]
+pub struct RowRemote<'a> {
+    pub server_version: i64,
+    pub status: RowStatus,
+    pub last_error: Option<&'a str>,
+    pub settled_seq: Option<i64>,
+}
+
+impl<'a> RowRemote<'a> {
+    pub fn synced(server_version: i64, settled_seq: Option<i64>) -> Self {
+        RowRemote {
+            server_version,
+            status: RowStatus::Synced,
+            last_error: None,
+            settled_seq,
+        }
+    }
+
+    pub fn conflict(server_version: i64, error: &'a str, settled_seq: Option<i64>) -> Self {
+        RowRemote {
+            server_version,
+            status: RowStatus::Conflict,
+            last_error: Some(error),
+            settled_seq,
+        }
+    }
+}
+
+/// A batch as first sent: resent exactly until it settles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrozenBatch {
+    pub key: Id,
+    pub changes: Vec<FrozenChange>,
+    pub attempts: i64,
+    pub next_retry_at: Option<i64>,
+}
+
+impl Tx<'_> {
+    /// Every unsettled entry, in local order (one scan of the queue).
+    pub fn queue(&self) -> Result<Vec<QueuedEntry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, key, entity, entity_id, op, hlc, status, attempts, next_retry_at,
+                    batch_key, last_error
+             FROM sync_outbox WHERE status IN ('pending', 'in_flight', 'failed') ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], queued)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The server version of each row, as last settled or pulled (0: the
+    /// server has never had it).
+    pub fn server_version(&self, entity: Entity, id: Id) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT server_version FROM sync_row_remote WHERE entity = ?1 AND entity_id = ?2",
+            )?
+            .query_row((entity.as_str(), id.to_string()), |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// Fixes a batch: its key, and for each change the base version and
+    /// payload, stored on the entry whose key the change carries.
+    pub fn freeze_batch(&self, key: Id, changes: &[FrozenChange]) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE sync_outbox SET status = 'in_flight', batch_key = ?2, base_version = ?3,
+                    payload = CASE WHEN key = ?4 THEN ?5 END, next_retry_at = NULL
+             WHERE seq = ?1",
+        )?;
+        for fc in changes {
+            let payload = serde_json::to_string(&fc.change)
+                .map_err(|e| StoreError::invalid("change", e.to_string()))?;
+            for seq in &fc.seqs {
+                stmt.execute((
+                    seq,
+                    key.to_string(),
+                    fc.change.base_version,
+                    fc.change.key.to_string(),
+                    &payload,
+                ))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch in flight, if any: exactly as it was frozen.
+    pub fn frozen_batch(&self) -> Result<Option<FrozenBatch>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT batch_key, seq, entity, entity_id, payload, attempts, next_retry_at
+             FROM sync_outbox WHERE status = 'in_flight' ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut batch: Option<FrozenBatch> = None;
+        let mut seqs_of: HashMap<(String, String), Vec<i64>> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let key: Id = id_column(row, 0)?;
+            if batch.as_ref().is_some_and(|b| b.key != key) {
+                continue; // One batch at a time; another waits its turn.
+            }
+            let b = batch.get_or_insert_with(|| FrozenBatch {
+                key,
+                changes: Vec::new(),
+                attempts: 0,
+                next_retry_at: None,
+            });
+            b.attempts = b.attempts.max(row.get(5)?);
+            b.next_retry_at = b.next_retry_at.max(row.get(6)?);
+            seqs_of
+                .entry((row.get(2)?, row.get(3)?))
+                .or_default()
+                .push(row.get(1)?);
+            if let Some(payload) = row.get::<_, Option<String>>(4)? {
+                let change: Change = serde_json::from_str(&payload).map_err(|e| {
+                    StoreError::Internal(format!(
+                        "frozen change of entry {}: {e}",
+                        row.get::<_, i64>(1).unwrap_or(0)
+                    ))
+                })?;
+                b.changes.push(FrozenChange {
+                    change,
+                    seqs: Vec::new(),
+                });
+            }
+        }
+        if let Some(b) = batch.as_mut() {
+            for fc in &mut b.changes {
+                let row = (
+                    fc.change.entity.as_str().to_string(),
+                    fc.change.id.to_string(),
+                );
+                fc.seqs = seqs_of.remove(&row).unwrap_or_default();
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Settles entries: `synced`, `superseded` or `failed` (with its error).
+    pub fn settle(
+        &self,
+        seqs: &[i64],
+        status: EntryStatus,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE sync_outbox SET status = ?2, last_error = ?3, settled_at = ?4, next_retry_at = NULL
+             WHERE seq = ?1",
+        )?;
+        for seq in seqs {
+            stmt.execute((seq, status.as_str(), error, now))?;
+        }
+        Ok(())
+    }
+
+    /// A batch that reached the server and failed, to be resent as it is
+    /// after `next_retry_at`.
+    pub fn retry_later(
+        &self,
+        seqs: &[i64],
+        attempts: i64,
+        next_retry_at: i64,
+        error: &str,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE sync_outbox SET attempts = ?2, next_retry_at = ?3, last_error = ?4 WHERE seq = ?1",
+        )?;
+        for seq in seqs {
+            stmt.execute((seq, attempts, next_retry_at, error))?;
+        }
+        Ok(())
+    }
+
+    /// Records what the remote knows of a row after a settle or an apply.
+    /// An unacknowledged conflict stays visible over later outcomes.
+    pub fn set_row_remote(
+        &self,
+        entity: Entity,
+        id: Id,
+        remote: &RowRemote<'_>,
+        now: i64,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sync_row_remote (entity, entity_id, server_version, status, last_error, settled_seq, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, 0), ?7)
+                 ON CONFLICT (entity, entity_id) DO UPDATE SET
+                     server_version = max(server_version, excluded.server_version),
+                     status = CASE WHEN status = 'conflict' AND excluded.status = 'synced'
+                                   THEN 'conflict' ELSE excluded.status END,
+                     last_error = excluded.last_error,
+                     settled_seq = max(settled_seq, coalesce(?6, settled_seq)),
+                     updated_at = excluded.updated_at",
+            )?
+            .execute((
+                entity.as_str(),
+                id.to_string(),
+                remote.server_version,
+                remote.status.as_str(),
+                remote.last_error,
+                remote.settled_seq,
+                now,
+            ))?;
+        Ok(())
+    }
+
+    /// Failed entries back to pending, with a fresh key each (the old key
+    /// may be in the server's ledger with its rejection), or only those of
+    /// `keys`. `force` also clears the backoff of entries waiting to retry.
+    /// Returns the keys retried, old → new.
+    pub fn retry_failed(&self, keys: &[Id], force: bool) -> Result<Vec<(Id, Id, Entity, Id)>> {
+        let wanted: Vec<String> = keys.iter().map(Id::to_string).collect();
+        let mut out = Vec::new();
+        for e in self.queue()? {
+            let selected = wanted.is_empty() || wanted.contains(&e.key.to_string());
+            if !selected {
+                continue;
+            }
+            if e.status == EntryStatus::Failed {
+                let fresh = Id::new();
+                self.conn
+                    .prepare_cached(
+                        "UPDATE sync_outbox SET status = 'pending', key = ?2, attempts = 0, next_retry_at = NULL,
+                                last_error = NULL, batch_key = NULL, base_version = NULL, payload = NULL,
+                                settled_at = NULL
+                         WHERE seq = ?1",
+                    )?
+                    .execute((e.seq, fresh.to_string()))?;
+                out.push((e.key, fresh, e.entity, e.entity_id));
+            } else if force && e.next_retry_at.is_some() {
+                self.conn
+                    .prepare_cached("UPDATE sync_outbox SET next_retry_at = NULL WHERE seq = ?1")?
+                    .execute([e.seq])?;
+                out.push((e.key, e.key, e.entity, e.entity_id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes settled entries (the newest entry always stays, see V2).
+    pub fn prune_settled(&self) -> Result<usize> {
+        Ok(self.conn.execute(
+            "DELETE FROM sync_outbox WHERE status IN ('synced', 'superseded')",
+            [],
+        )?)
+    }
+
+    /// The oldest key still unsettled: the server may forget this device's
+    /// ledger below it (rule 8).
+    pub fn oldest_unsettled_key(&self) -> Result<Option<Id>> {
+        let key: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT key FROM sync_outbox WHERE status IN ('pending', 'in_flight', 'failed')
+                 ORDER BY seq LIMIT 1",
+            )?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        key.map(|k| {
+            k.parse()
+                .map_err(|e| StoreError::Internal(format!("outbox key {k:?}: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Appends a line to the sync log (`push`, `pull`, `conflict`, ...).
+    pub fn log_sync(&self, kind: &str, count: i64, detail: Option<&str>, now: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sync_log (at, kind, count, detail) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute((now, kind, count, detail))?;
+        Ok(())
+    }
+}

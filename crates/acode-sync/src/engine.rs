@@ -1,0 +1,124 @@
+//! Running the cycles: [`sync_now`] uploads every due batch and downloads
+//! until caught up, under the workspace's single-worker lease.
+
+use acode_protocol::{ErrorCode, Id};
+use acode_store::Store;
+use serde::Serialize;
+
+use crate::config::EngineConfig;
+use crate::download::{DownloadOutcome, download_once};
+use crate::error::SyncError;
+use crate::transport::Transport;
+use crate::upload::{UploadOutcome, upload_once};
+
+/// How long a lease lasts without renewal: a crashed worker's lease
+/// expires after this.
+pub const LEASE_TTL_MS: i64 = 30_000;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Online,
+    Offline,
+    Paused,
+}
+
+/// What a sync run did (`acode sync now --json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub mode: Mode,
+    pub uploaded: usize,
+    pub downloaded: usize,
+    pub conflicts: usize,
+    pub failed: usize,
+    /// Batches pushed, answered or not.
+    pub batches: usize,
+    /// Why the remote was unreachable, or the last error of a failed batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Uploads every due entry (batch after batch until none is due) and
+/// downloads until caught up. Honours pause. Fails with
+/// [`SyncError::LeaseHeld`] while a worker holds the lease.
+pub async fn sync_now<T: Transport>(
+    store: &mut Store,
+    transport: &T,
+    cfg: &EngineConfig,
+) -> Result<SyncReport, SyncError> {
+    let owner = format!("sync-now:{}:{}", std::process::id(), Id::new());
+    let now = cfg.now();
+    let lease = store.write(|tx| tx.acquire_lease(&owner, now, LEASE_TTL_MS))?;
+    let Some(lease) = lease else {
+        let holder = store
+            .read(|tx| tx.lease())?
+            .map(|l| l.owner)
+            .unwrap_or_default();
+        return Err(SyncError::LeaseHeld(holder));
+    };
+    let report = run_cycles(store, transport, cfg, lease.epoch).await;
+    store.write(|tx| tx.release_lease(&owner))?;
+    report
+}
+
+/// One round of upload-until-idle then download-until-caught-up, fenced by
+/// `epoch`.
+pub(crate) async fn run_cycles<T: Transport>(
+    store: &mut Store,
+    transport: &T,
+    cfg: &EngineConfig,
+    epoch: i64,
+) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport::default();
+    if store.read(|tx| tx.paused())? {
+        report.mode = Mode::Paused;
+        return Ok(report);
+    }
+    loop {
+        match upload_once(store, transport, cfg, epoch).await? {
+            UploadOutcome::Idle | UploadOutcome::Waiting(_) => break,
+            UploadOutcome::Offline(why) => {
+                report.mode = Mode::Offline;
+                report.last_error = Some(format!("{} {why}", ErrorCode::SyncConnectionFailed));
+                return Ok(report);
+            }
+            UploadOutcome::Settled(c) => {
+                report.batches += 1;
+                report.uploaded += c.uploaded;
+                report.conflicts += c.conflicts;
+                report.failed += c.failed;
+            }
+            UploadOutcome::BatchFailed { error, failed } => {
+                report.batches += 1;
+                report.failed += failed;
+                report.last_error = Some(error);
+            }
+        }
+    }
+    loop {
+        match download_once(store, transport, cfg, epoch).await? {
+            DownloadOutcome::Applied {
+                applied,
+                conflicts,
+                more,
+            } => {
+                report.downloaded += applied;
+                report.conflicts += conflicts;
+                if !more {
+                    break;
+                }
+            }
+            DownloadOutcome::Offline(why) => {
+                report.mode = Mode::Offline;
+                report.last_error = Some(format!("{} {why}", ErrorCode::SyncConnectionFailed));
+                break;
+            }
+            DownloadOutcome::Failed { code, message } => {
+                report.last_error = Some(format!("{code} {message}"));
+                break;
+            }
+        }
+    }
+    Ok(report)
+}

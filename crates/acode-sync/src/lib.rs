@@ -1,0 +1,25 @@
+//! The acode sync engine (DESIGN.md §7, §8, §15).
+//!
+//! Upload: the outbox's due entries are planned into a batch ([`batcher`]:
+//! one change per row, coalesced, parents first, within count and byte
+//! limits), frozen, pushed through a [`Transport`], and settled in one local
+//! transaction ([`upload`]). Download: pages of the remote feed are applied
+//! with capture suppressed, conflicts decided by the same rule the server
+//! uses, and the cursor saved in the same transaction ([`download`]).
+//! [`engine`] runs the two, once (`sync now`) or as a worker.
+
+pub mod batcher;
+pub mod config;
+pub mod download;
+pub mod engine;
+mod error;
+pub mod postgres;
+pub mod retry;
+pub mod transport;
+pub mod upload;
+
+pub use config::EngineConfig;
+pub use engine::{Mode, SyncReport, sync_now};
+pub use error::SyncError;
+pub use postgres::PostgresTransport;
+pub use transport::{Transport, TransportError};

@@ -1,0 +1,375 @@
+//! The upload cycle (DESIGN.md §7; §15 rules 1–5): take the batch in
+//! flight, or plan and freeze a new one; push it; settle every result in one
+//! local transaction.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use acode_protocol::{
+    Change, Entity, ErrorCode, Id, ItemResult, Op, PushRequest, PushResponse, Resolution,
+};
+use acode_store::outbox::{ChangeOp, EntryStatus};
+use acode_store::sync::conflicts::NewConflict;
+use acode_store::sync::queue::RowRemote;
+use acode_store::sync::queue::{FrozenBatch, FrozenChange};
+use acode_store::{Store, Tx};
+use serde_json::{Value, json};
+
+use crate::config::EngineConfig;
+use crate::error::SyncError;
+use crate::transport::{Transport, TransportError};
+use crate::{batcher, download};
+
+/// What one upload step did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UploadOutcome {
+    /// Nothing due.
+    Idle,
+    /// The batch in flight backs off until this time (Unix ms).
+    Waiting(i64),
+    /// The remote could not be reached; nothing was spent.
+    Offline(String),
+    /// A batch was answered and settled.
+    Settled(Counts),
+    /// The batch failed as a whole; its entries retry later or failed.
+    BatchFailed { error: String, failed: usize },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub changes: usize,
+    pub uploaded: usize,
+    pub conflicts: usize,
+    pub failed: usize,
+}
+
+/// Pushes one batch (the one in flight, or a new one) and settles it.
+pub async fn upload_once<T: Transport>(
+    store: &mut Store,
+    transport: &T,
+    cfg: &EngineConfig,
+    epoch: i64,
+) -> Result<UploadOutcome, SyncError> {
+    let now = cfg.now();
+    let batch = store.write(|tx| {
+        tx.check_epoch(epoch)?;
+        match tx.frozen_batch()? {
+            Some(b) => Ok(Some(b)),
+            None => build(tx, cfg, now),
+        }
+    })?;
+    let Some(batch) = batch else {
+        return Ok(UploadOutcome::Idle);
+    };
+    if let Some(at) = batch.next_retry_at.filter(|at| *at > now) {
+        return Ok(UploadOutcome::Waiting(at));
+    }
+    let request = PushRequest {
+        device_oldest_unsettled: store.read(|tx| tx.oldest_unsettled_key())?,
+        policy: cfg.policy,
+        changes: batch.changes.iter().map(|c| c.change.clone()).collect(),
+    };
+    match transport.push(batch.key, &request).await {
+        Ok(response) if answers(&batch, &response) => settle(store, cfg, &batch, &response, epoch),
+        Ok(_) => batch_failed(
+            store,
+            cfg,
+            &batch,
+            epoch,
+            ErrorCode::SyncBatchFailed,
+            "the answer does not match the batch",
+            None,
+        ),
+        Err(TransportError::Unreachable(why)) => Ok(UploadOutcome::Offline(why)),
+        Err(TransportError::Transient {
+            code,
+            message,
+            retry_after,
+        }) => batch_failed(store, cfg, &batch, epoch, code, &message, Some(retry_after)),
+        Err(TransportError::Permanent { code, message }) => {
+            batch_failed(store, cfg, &batch, epoch, code, &message, None)
+        }
+        Err(TransportError::CursorExpired) => batch_failed(
+            store,
+            cfg,
+            &batch,
+            epoch,
+            ErrorCode::SyncBatchFailed,
+            "unexpected answer to a push",
+            None,
+        ),
+    }
+}
+
+fn answers(batch: &FrozenBatch, response: &PushResponse) -> bool {
+    response.results.len() == batch.changes.len()
+        && response
+            .results
+            .iter()
+            .zip(&batch.changes)
+            .all(|(r, c)| key_of(r) == c.change.key)
+}
+
+fn key_of(r: &ItemResult) -> Id {
+    match r {
+        ItemResult::Applied { key, .. }
+        | ItemResult::Duplicate { key, .. }
+        | ItemResult::Conflict { key, .. }
+        | ItemResult::Rejected { key, .. } => *key,
+    }
+}
+
+/// Plans and freezes the next batch, or `None` when nothing is due.
+fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Option<FrozenBatch>> {
+    let queue = tx.queue()?;
+    let mut changes: Vec<FrozenChange> = Vec::new();
+    let mut bytes = 0;
+    let mut in_batch: HashSet<(Entity, Id)> = HashSet::new();
+    'rows: for row in batcher::plan(&queue, now) {
+        if changes.len() >= cfg.batch_size {
+            break;
+        }
+        let base_version = tx.server_version(row.entity, row.id)?;
+        let (op, data) = match tx.payload(row.entity, row.id)? {
+            Some(p) => (Op::Upsert, Some(p.data)),
+            None if row.op == ChangeOp::Delete && base_version > 0 => (Op::Delete, None),
+            None => {
+                // Gone before the server had it, or gone with its parent
+                // (whose delete covers it): nothing to send.
+                tx.settle(&row.seqs, EntryStatus::Superseded, None, now)?;
+                continue;
+            }
+        };
+        if base_version == 0 {
+            // A new row waits for its parents to reach the server (rule 3).
+            for (parent, col) in row.entity.cascading_parents() {
+                let Some(pid) = data
+                    .as_ref()
+                    .and_then(|d| d.get(*col))
+                    .and_then(Value::as_str)
+                else {
+                    continue;
+                };
+                let Ok(pid) = pid.parse::<Id>() else { continue };
+                if !in_batch.contains(&(*parent, pid)) && tx.server_version(*parent, pid)? == 0 {
+                    continue 'rows;
+                }
+            }
+        }
+        let change = Change {
+            key: row.key,
+            entity: row.entity,
+            id: row.id,
+            op,
+            base_version,
+            hlc: row.hlc,
+            data,
+        };
+        let size = serde_json::to_vec(&change)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if !batcher::fits(
+            changes.len(),
+            bytes,
+            size,
+            cfg.batch_size,
+            cfg.batch_bytes_max,
+        ) {
+            break;
+        }
+        bytes += size;
+        in_batch.insert((row.entity, row.id));
+        changes.push(FrozenChange {
+            change,
+            seqs: row.seqs,
+        });
+    }
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let key = Id::new();
+    tx.freeze_batch(key, &changes)?;
+    Ok(Some(FrozenBatch {
+        key,
+        changes,
+        attempts: 0,
+        next_retry_at: None,
+    }))
+}
+
+/// A batch that failed as a whole. `retry` is `Some` for a transient
+/// failure (with the remote's own wait, if it gave one); a wait given by
+/// the remote costs no attempt.
+fn batch_failed(
+    store: &mut Store,
+    cfg: &EngineConfig,
+    batch: &FrozenBatch,
+    epoch: i64,
+    code: ErrorCode,
+    message: &str,
+    retry: Option<Option<std::time::Duration>>,
+) -> Result<UploadOutcome, SyncError> {
+    let now = cfg.now();
+    let seqs: Vec<i64> = batch
+        .changes
+        .iter()
+        .flat_map(|c| c.seqs.iter().copied())
+        .collect();
+    let error = format!("{code} {message}");
+    let failed = store.write(|tx| {
+        tx.check_epoch(epoch)?;
+        match retry {
+            Some(wait) => {
+                let attempts = batch.attempts + i64::from(wait.is_none());
+                if cfg
+                    .retry
+                    .exhausted(u32::try_from(attempts).unwrap_or(u32::MAX))
+                {
+                    let why = format!(
+                        "{} max retries exceeded; last: {error}",
+                        ErrorCode::SyncMaxRetries
+                    );
+                    tx.settle(&seqs, EntryStatus::Failed, Some(&why), now)?;
+                    return Ok(batch.changes.len());
+                }
+                let delay = wait.unwrap_or_else(|| {
+                    cfg.retry
+                        .delay(u32::try_from(attempts).unwrap_or(u32::MAX), fastrand::f64())
+                });
+                let at = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                tx.retry_later(&seqs, attempts, at, &error)?;
+                Ok(0)
+            }
+            None => {
+                tx.settle(&seqs, EntryStatus::Failed, Some(&error), now)?;
+                Ok(batch.changes.len())
+            }
+        }
+    })?;
+    Ok(UploadOutcome::BatchFailed { error, failed })
+}
+
+/// A conflict file to write once the settle has committed.
+pub(crate) struct Preserved {
+    pub path: PathBuf,
+    pub loser: Value,
+}
+
+pub(crate) fn conflict_path(
+    cfg: &EngineConfig,
+    entity: Entity,
+    id: Id,
+    version: i64,
+) -> Option<PathBuf> {
+    cfg.conflicts_dir
+        .as_ref()
+        .map(|d| d.join(format!("{entity}_{id}_v{version}.json")))
+}
+
+pub(crate) fn write_preserved(files: Vec<Preserved>) {
+    for f in files {
+        let body = serde_json::to_string_pretty(&f.loser).unwrap_or_default();
+        let written = f
+            .path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&f.path, body));
+        if let Err(e) = written {
+            // The loser is also in sync_conflicts: nothing is lost.
+            tracing::warn!(path = %f.path.display(), error = %e, "writing a conflict file");
+        }
+    }
+}
+
+/// Settles every result of an answered batch in one transaction, with
+/// capture suppressed (a remote winner is written to the local row).
+fn settle(
+    store: &mut Store,
+    cfg: &EngineConfig,
+    batch: &FrozenBatch,
+    response: &PushResponse,
+    epoch: i64,
+) -> Result<UploadOutcome, SyncError> {
+    let now = cfg.now();
+    let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut files = Vec::new();
+    let counts = store.apply_remote(|tx| {
+        tx.check_epoch(epoch)?;
+        let queue = tx.queue()?;
+        let mut counts = Counts { changes: batch.changes.len(), ..Counts::default() };
+        for (fc, result) in batch.changes.iter().zip(&response.results) {
+            let c = &fc.change;
+            let last = fc.seqs.iter().copied().max();
+            match result {
+                ItemResult::Applied { version, .. } | ItemResult::Duplicate { version, .. } => {
+                    tx.settle(&fc.seqs, EntryStatus::Synced, None, now)?;
+                    tx.set_row_remote(c.entity, c.id, &RowRemote::synced(*version, last), now)?;
+                    counts.uploaded += 1;
+                }
+                ItemResult::Rejected { code, message, .. } => {
+                    tx.settle(&fc.seqs, EntryStatus::Failed, Some(&format!("{code} {message}")), now)?;
+                    counts.failed += 1;
+                }
+                ItemResult::Conflict { version, resolution, winner, loser, .. } => {
+                    counts.conflicts += 1;
+                    let loser = match resolution {
+                        Resolution::LocalApplied => {
+                            tx.settle(&fc.seqs, EntryStatus::Synced, None, now)?;
+                            counts.uploaded += 1;
+                            loser.clone().unwrap_or(Value::Null)
+                        }
+                        Resolution::RemoteKept => {
+                            // The remote winner cancels this row's local
+                            // entries, in flight or newer (rule 5); their
+                            // content is kept as the loser.
+                            let mine = tx.payload(c.entity, c.id)?.map(|p| Value::Object(p.data));
+                            let newer: Vec<i64> = queue
+                                .iter()
+                                .filter(|e| e.entity == c.entity && e.entity_id == c.id && e.status == EntryStatus::Pending)
+                                .map(|e| e.seq)
+                                .filter(|s| !fc.seqs.contains(s))
+                                .collect();
+                            tx.settle(&fc.seqs, EntryStatus::Superseded, Some("conflict: remote kept"), now)?;
+                            tx.settle(&newer, EntryStatus::Superseded, Some("conflict: remote kept"), now)?;
+                            json!({"version": c.base_version, "hlc": c.hlc, "deleted": c.op == Op::Delete,
+                                   "data": mine.or_else(|| c.data.clone().map(Value::Object))})
+                        }
+                    };
+                    download::adopt_winner(tx, c.entity, c.id, winner, &stamp)?;
+                    let path = conflict_path(cfg, c.entity, c.id, c.base_version + 1);
+                    let shown = path.as_ref().map(|p| p.display().to_string());
+                    tx.record_conflict(
+                        &NewConflict {
+                            entity: c.entity,
+                            entity_id: c.id,
+                            local_version: c.base_version + 1,
+                            remote_version: *version,
+                            resolution: resolution_str(*resolution),
+                            loser: &loser,
+                            preserved_path: shown.as_deref(),
+                        },
+                        now,
+                    )?;
+                    let error = format!("{} conflict detected: {}", ErrorCode::SyncConflict, resolution_str(*resolution));
+                    tx.set_row_remote(c.entity, c.id, &RowRemote::conflict(*version, &error, last), now)?;
+                    if let Some(path) = path {
+                        files.push(Preserved { path, loser });
+                    }
+                }
+            }
+        }
+        tx.set_state("last_push_at", &stamp)?;
+        tx.log_sync("push", counts.uploaded as i64, None, now)?;
+        tx.prune_settled()?;
+        Ok(counts)
+    })?;
+    write_preserved(files);
+    Ok(UploadOutcome::Settled(counts))
+}
+
+pub(crate) fn resolution_str(r: Resolution) -> &'static str {
+    match r {
+        Resolution::LocalApplied => "local_applied",
+        Resolution::RemoteKept => "remote_kept",
+    }
+}
