@@ -54,9 +54,16 @@ impl RemoteError {
         }
     }
 
-    /// True when nothing reached the server (no attempt is spent).
+    /// True when no answer came from the server: no connection could be
+    /// made, or the connection was gone (a pooled connection cut by an
+    /// outage). No retry attempt is spent on these (rule 2); a batch that
+    /// was in flight stays frozen and is resent.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, RemoteError::Unreachable { .. })
+        match self {
+            RemoteError::Unreachable { .. } => true,
+            RemoteError::Db { source, .. } => source.is_closed(),
+            _ => false,
+        }
     }
 
     /// True when the same call may succeed later.

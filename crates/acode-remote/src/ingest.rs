@@ -93,6 +93,19 @@ impl Remote {
             };
             results.push(result);
         }
+        for change in &request.changes {
+            if matches!(change.entity, Entity::Chat | Entity::Session) && change.op == Op::Upsert {
+                redact_descendants(
+                    &tx,
+                    device,
+                    change.entity,
+                    &change.id.to_string(),
+                    &change.hlc,
+                )
+                .await
+                .map_err(RemoteError::db("redacting children"))?;
+            }
+        }
         let response = PushResponse {
             results,
             server_time: server_now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -286,6 +299,17 @@ fn validate(change: &Change) -> Result<(), Rejection> {
                 return Err(reject(
                     ErrorCode::SyncInvalidPayload,
                     format!("{col} cannot be null"),
+                ));
+            }
+            Value::String(t)
+                if mirror::is_time(col) && chrono::DateTime::parse_from_rfc3339(t).is_err() =>
+            {
+                return Err(reject(
+                    ErrorCode::SyncInvalidPayload,
+                    format!(
+                        "{col} must be an RFC 3339 time, not {:?}",
+                        t.chars().take(40).collect::<String>()
+                    ),
                 ));
             }
             Value::Null | Value::String(_) => {}
@@ -717,6 +741,70 @@ async fn cascade(
                 )
                 .await?;
                 work.push((child, gone));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// When a chat or session is redacted, no content under it stays on the
+/// server, including rows this device never had (rule 7). Runs after the
+/// batch's own changes, so the pusher's redacted children apply first.
+async fn redact_descendants(
+    tx: &Transaction<'_>,
+    device: &Device,
+    entity: Entity,
+    id: &str,
+    hlc: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let level: Option<String> = tx
+        .query_opt(&mirror::select_privacy(entity), &[&device.tenant_id, &id])
+        .await?
+        .map(|r| r.get(0));
+    if level.as_deref() != Some("redacted") {
+        return Ok(());
+    }
+    let mut work = vec![(entity, vec![id.to_string()])];
+    while let Some((parent, ids)) = work.pop() {
+        for child in Entity::ALL {
+            for (p, col) in child.cascading_parents() {
+                if *p != parent {
+                    continue;
+                }
+                let emptied: Vec<String> = tx
+                    .query(
+                        &mirror::redact_children(child, col),
+                        &[&device.tenant_id, &ids, &hlc],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                for child_id in &emptied {
+                    tx.execute(
+                        &mirror::feed_append(child),
+                        &[
+                            &device.tenant_id,
+                            child_id,
+                            &child.as_str(),
+                            &Id::new().to_string(),
+                            &"upsert",
+                        ],
+                    )
+                    .await?;
+                }
+                let below: Vec<String> = tx
+                    .query(
+                        &mirror::live_children(child, col),
+                        &[&device.tenant_id, &ids],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                if !below.is_empty() {
+                    work.push((child, below));
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 use acode_protocol::Entity;
 
 /// Columns stored as `timestamptz` (the others are `text`).
-fn is_time(col: &str) -> bool {
+pub(crate) fn is_time(col: &str) -> bool {
     matches!(col, "created_at" | "updated_at" | "started_at" | "ended_at")
 }
 
@@ -157,5 +157,40 @@ pub(crate) fn feed_append(entity: Entity) -> String {
              data = excluded.data, origin_device = excluded.origin_device, hlc = excluded.hlc",
         json = row_json(entity),
         table = entity.table()
+    )
+}
+
+/// Empties the content of live children of redacted parents that still
+/// have some (rule 7): `$1` tenant, `$2` parent ids, `$3` hlc. The origin
+/// stays the row's author, so its author still receives it. Returns the
+/// ids changed.
+pub(crate) fn redact_children(child: Entity, parent_column: &str) -> String {
+    let content = child.content_columns();
+    let sets: Vec<String> = content.iter().map(|c| format!("{c} = NULL")).collect();
+    let some: Vec<String> = content.iter().map(|c| format!("{c} IS NOT NULL")).collect();
+    format!(
+        "UPDATE {table} SET {sets}, version = version + 1, hlc = $3,
+                server_seq = nextval('sync_changes_seq')
+         WHERE tenant_id = $1 AND {parent_column} = ANY($2) AND NOT deleted AND ({some})
+         RETURNING id",
+        table = child.table(),
+        sets = sets.join(", "),
+        some = some.join(" OR ")
+    )
+}
+
+/// The live children of the given parents: `$1` tenant, `$2` parent ids.
+pub(crate) fn live_children(child: Entity, parent_column: &str) -> String {
+    format!(
+        "SELECT id FROM {} WHERE tenant_id = $1 AND {parent_column} = ANY($2) AND NOT deleted",
+        child.table()
+    )
+}
+
+/// `$1` tenant, `$2` id: the row's own privacy level.
+pub(crate) fn select_privacy(entity: Entity) -> String {
+    format!(
+        "SELECT privacy FROM {} WHERE tenant_id = $1 AND id = $2 AND NOT deleted",
+        entity.table()
     )
 }

@@ -52,7 +52,10 @@ mod tests {
             assert!(at(n + 1, 0.0) >= at(n, 0.999_999), "attempt {n}");
         }
         for n in 1..40 {
-            assert!(at(n, 0.999_999) < 300_000, "attempt {n} stays under the cap");
+            assert!(
+                at(n, 0.999_999) < 300_000,
+                "attempt {n} stays under the cap"
+            );
         }
         assert_eq!(at(20, 0.999_999), 299_999);
         assert_eq!(at(u32::MAX, 0.0), 150_000);

@@ -35,6 +35,8 @@ pub struct Faulty<T> {
     pub pushes: AtomicUsize,
     /// The number of changes in each push that reached the remote.
     pub batch_sizes: Mutex<Vec<usize>>,
+    /// The batch key of each push that reached the remote.
+    pub keys: Mutex<Vec<Id>>,
 }
 
 impl<T: Transport> Faulty<T> {
@@ -44,6 +46,7 @@ impl<T: Transport> Faulty<T> {
             fault: Mutex::new(Fault::None),
             pushes: AtomicUsize::new(0),
             batch_sizes: Mutex::new(Vec::new()),
+            keys: Mutex::new(Vec::new()),
         }
     }
 
@@ -73,6 +76,7 @@ impl<T: Transport> Transport for Faulty<T> {
             fault => {
                 self.pushes.fetch_add(1, Ordering::SeqCst);
                 self.batch_sizes.lock().unwrap().push(req.changes.len());
+                self.keys.lock().unwrap().push(key);
                 let answer = self.inner.push(key, req).await?;
                 if fault == Fault::LoseReply {
                     return Err(TransportError::Transient {
