@@ -57,31 +57,70 @@ pub async fn sync_now<T: Transport>(
             .unwrap_or_default();
         return Err(SyncError::LeaseHeld(holder));
     };
-    let report = run_cycles(store, transport, cfg, lease.epoch).await;
+    let report = run_cycles(store, transport, cfg, lease.epoch, Cycles::BOTH).await;
     store.write(|tx| tx.release_lease(&owner))?;
     report
 }
 
+/// Which directions a round runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cycles {
+    pub upload: bool,
+    pub download: bool,
+}
+
+impl Cycles {
+    pub const BOTH: Cycles = Cycles {
+        upload: true,
+        download: true,
+    };
+}
+
 /// One round of upload-until-idle then download-until-caught-up, fenced by
-/// `epoch`.
+/// `epoch`; the mode it found is saved for `sync status`.
 pub(crate) async fn run_cycles<T: Transport>(
     store: &mut Store,
     transport: &T,
     cfg: &EngineConfig,
     epoch: i64,
+    cycles: Cycles,
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     if store.read(|tx| tx.paused())? {
         report.mode = Mode::Paused;
         return Ok(report);
     }
+    if cycles.upload {
+        upload_all(store, transport, cfg, epoch, &mut report).await?;
+    }
+    if cycles.download && report.mode != Mode::Offline {
+        download_all(store, transport, cfg, epoch, &mut report).await?;
+    }
+    let (mode, why) = match report.mode {
+        Mode::Offline => ("offline", report.last_error.clone().unwrap_or_default()),
+        _ => ("online", String::new()),
+    };
+    store.write(|tx| {
+        tx.set_state("mode", mode)?;
+        tx.set_state("mode_reason", &why)
+    })?;
+    Ok(report)
+}
+
+async fn upload_all<T: Transport>(
+    store: &mut Store,
+    transport: &T,
+    cfg: &EngineConfig,
+    epoch: i64,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
     loop {
         match upload_once(store, transport, cfg, epoch).await? {
             UploadOutcome::Idle | UploadOutcome::Waiting(_) => break,
             UploadOutcome::Offline(why) => {
                 report.mode = Mode::Offline;
                 report.last_error = Some(format!("{} {why}", ErrorCode::SyncConnectionFailed));
-                return Ok(report);
+                return Ok(());
             }
             UploadOutcome::Settled(c) => {
                 report.batches += 1;
@@ -96,6 +135,16 @@ pub(crate) async fn run_cycles<T: Transport>(
             }
         }
     }
+    Ok(())
+}
+
+async fn download_all<T: Transport>(
+    store: &mut Store,
+    transport: &T,
+    cfg: &EngineConfig,
+    epoch: i64,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
     loop {
         match download_once(store, transport, cfg, epoch).await? {
             DownloadOutcome::Applied {
@@ -120,5 +169,5 @@ pub(crate) async fn run_cycles<T: Transport>(
             }
         }
     }
-    Ok(report)
+    Ok(())
 }

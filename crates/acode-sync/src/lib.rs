@@ -14,12 +14,18 @@ pub mod download;
 pub mod engine;
 mod error;
 pub mod postgres;
+pub mod remote;
 pub mod retry;
+pub mod status;
 pub mod transport;
 pub mod upload;
+pub mod worker;
 
 pub use config::EngineConfig;
 pub use engine::{Mode, SyncReport, sync_now};
 pub use error::SyncError;
 pub use postgres::PostgresTransport;
+pub use remote::{RemoteTransport, transport_for};
+pub use status::{SyncStatus, status};
 pub use transport::{Transport, TransportError};
+pub use worker::SyncEngine;
