@@ -63,6 +63,9 @@ codes! {
     AuthInvalidToken = "ACODE-AUTH-001", 401, false, "missing, invalid or revoked device token";
     AuthForbidden = "ACODE-AUTH-002", 403, false, "the device may not do this";
     BackupFailed = "ACODE-BACKUP-001", 500, true, "a backup could not be written";
+    BackupChecksum = "ACODE-BACKUP-002", 400, false, "the backup does not match its manifest (checksum or size): corrupt or truncated; nothing was restored";
+    BackupInvalid = "ACODE-BACKUP-003", 400, false, "not an acode backup (no manifest, or not an acode database inside); nothing was restored";
+    BackupNotFound = "ACODE-BACKUP-004", 404, false, "no such backup file";
 }
 
 impl std::fmt::Display for ErrorCode {
