@@ -49,6 +49,8 @@ pub enum Command {
     /// Synchronisation with the remote
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Export conversations, messages or runs as JSON, CSV or SQL (streamed)
+    Export(ExportArgs),
     /// Create a demo workspace with sample chats and a run
     Demo(DemoArgs),
     /// Print help for a command, or `help codes` for the error codes
@@ -125,12 +127,70 @@ pub enum DbCommand {
     Status,
     /// Apply pending migrations (after a backup when `backup.before_migrate` is on)
     Migrate,
+    /// Consistent online backup: gzip file plus a manifest with its SHA-256
+    Backup {
+        /// The folder to write to [default: .agent/backups]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Write the plain SQLite file instead of gzip
+        #[arg(long)]
+        no_compress: bool,
+    },
+    /// Replace the database with a backup, after verifying it (a corrupt
+    /// or foreign file is refused and nothing changes)
+    Restore { file: PathBuf },
+    /// Remove old backups; one kept by either rule stays
+    #[command(group = clap::ArgGroup::new("rule").required(true).multiple(true))]
+    PruneBackups {
+        /// Keep backups taken in the last N days
+        #[arg(long, value_name = "N", group = "rule")]
+        keep_days: Option<u32>,
+        /// Keep the newest N backups
+        #[arg(long, value_name = "N", group = "rule")]
+        keep_last: Option<usize>,
+        /// The backups folder [default: .agent/backups]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
     /// Mode, queue and today's counts
     Status,
+    /// Upload every due entry and download until caught up, now
+    Now,
+    /// Failed entries back to pending (by entry key or row id; all when none given)
+    Retry {
+        /// Also send entries that are waiting out a retry delay
+        #[arg(long)]
+        force: bool,
+        ids: Vec<String>,
+    },
+    /// Stop syncing; changes keep queueing locally (a running worker obeys)
+    Pause,
+    /// Sync again after `sync pause`
+    Resume,
+    /// Pending and failed outbox entries
+    Queue {
+        /// Only failed entries, and pulled changes that could not be applied
+        #[arg(long)]
+        errors: bool,
+    },
+    /// Conflicts and where each losing version is kept
+    Conflicts {
+        /// Show one conflict with its losing version
+        #[arg(long, value_name = "ID", conflicts_with_all = ["ack", "all"])]
+        show: Option<i64>,
+        /// Mark one conflict as seen
+        #[arg(long, value_name = "ID", conflicts_with = "all")]
+        ack: Option<i64>,
+        /// Mark every conflict as seen
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run the sync worker in the foreground until SIGINT or SIGTERM
+    Run,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +198,40 @@ pub struct DemoArgs {
     /// Where to create the demo workspace
     #[arg(long, value_name = "DIR", default_value = "acode-demo")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(value_enum)]
+    pub what: ExportWhat,
+    #[arg(long, value_enum, default_value_t = ExportFormatArg::Json)]
+    pub format: ExportFormatArg,
+    /// Only this chat (conversations) or its messages
+    #[arg(long, value_name = "ID")]
+    pub chat: Option<String>,
+    /// Only rows created at or after this time (RFC 3339)
+    #[arg(long, value_name = "RFC3339")]
+    pub since: Option<String>,
+    /// Write to FILE (complete or not at all) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also export rows whose privacy is local_only
+    #[arg(long)]
+    pub include_local_only: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportWhat {
+    Conversations,
+    Messages,
+    Runs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormatArg {
+    Json,
+    Csv,
+    Sql,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -81,6 +81,10 @@ fn code_of(err: &anyhow::Error) -> ErrorCode {
         .find_map(|cause| {
             if let Some(e) = cause.downcast_ref::<StoreError>() {
                 Some(e.code())
+            } else if let Some(e) = cause.downcast_ref::<acode_backup::BackupError>() {
+                Some(e.code())
+            } else if let Some(e) = cause.downcast_ref::<acode_sync::SyncError>() {
+                Some(e.code())
             } else if let Some(e) = cause.downcast_ref::<ConfigError>() {
                 Some(e.code())
             } else {

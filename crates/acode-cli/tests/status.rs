@@ -71,7 +71,7 @@ fn sync_status_is_offline_and_counts_every_captured_change() {
 
     let s = ws.ok(&["sync", "status"]);
     assert_eq!(s["mode"], "offline");
-    assert_eq!(s["reason"], "no remote configured");
+    assert_eq!(s["reason"], "no remote configured (sync.remote.url)");
     assert_eq!(s["pending"], captured);
     for zero in ["failed", "conflicts", "synced_today", "downloaded_today"] {
         assert_eq!(s[zero], 0, "{zero}");
@@ -85,12 +85,15 @@ fn sync_status_is_offline_and_counts_every_captured_change() {
     let s = r.json();
     assert_eq!(
         (s["mode"].as_str(), s["reason"].as_str()),
-        (Some("offline"), Some("sync engine not running"))
+        (
+            Some("offline"),
+            Some("not synced yet: run `acode sync now` or `acode sync run`")
+        )
     );
     let r = run(ws
         .cmd(&["sync", "status"])
         .env("ACODE_SYNC_ENABLED", "false"));
-    assert_eq!(r.json()["reason"], "sync disabled");
+    assert_eq!(r.json()["reason"], "sync disabled (sync.enabled is false)");
 
     let mut text = acode_in(ws.root());
     let r = run(text

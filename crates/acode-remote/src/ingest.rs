@@ -466,7 +466,19 @@ async fn apply(
         }
     }
     let deleting = change.op == Op::Delete;
-    if change.base_version == current.version && !current.deleted {
+    if current.deleted && deleting {
+        // Deleted already, by this device or another: nothing to do.
+        return Ok(ItemResult::Applied {
+            key: change.key,
+            version: current.version,
+            seq: 0,
+        });
+    }
+    if change.base_version == current.version {
+        // Made on the server's current version: no conflict. An upsert on
+        // a tombstone it has seen brings the row back (a row made
+        // local_only and later shared again); a concurrent update of a
+        // deleted row has an older base and loses below (rule 6).
         let (version, seq) = write(tx, device, change, hlc, &mut data, current.version + 1).await?;
         return Ok(ItemResult::Applied {
             key: change.key,
@@ -474,8 +486,9 @@ async fn apply(
             seq,
         });
     }
-    if current.deleted && deleting {
-        // Deleted already, by this device or another: nothing to do.
+    if !deleting && !current.deleted && data.iter().all(|(k, v)| current.data.get(k) == Some(v)) {
+        // The same values on both sides (two devices made the same edit, or
+        // redacted the same rows): nothing to decide, nothing to write.
         return Ok(ItemResult::Applied {
             key: change.key,
             version: current.version,

@@ -119,10 +119,46 @@ impl Tx<'_> {
                 Ok(data)
             })
             .optional()?;
-        Ok(data.map(|mut data| {
-            redact(entity, &mut data, privacy);
-            Payload { data, privacy }
-        }))
+        let Some(mut data) = data else {
+            return Ok(None);
+        };
+        redact(entity, &mut data, privacy);
+        if privacy == Privacy::Full && self.has_placeholders(entity, id)? {
+            // Content this device never had is not uploaded as content.
+            for col in entity.content_columns() {
+                let stand_in = placeholder(entity, col)
+                    .map(Value::from)
+                    .unwrap_or(Value::Null);
+                if data.get(*col) == Some(&stand_in) {
+                    data.remove(*col);
+                }
+            }
+        }
+        Ok(Some(Payload { data, privacy }))
+    }
+
+    /// Whether the row holds placeholders instead of content (it arrived
+    /// redacted; see V4).
+    pub fn has_placeholders(&self, entity: Entity, id: Id) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM sync_placeholders WHERE entity = ?1 AND entity_id = ?2")?
+            .query_row((entity.as_str(), id.to_string()), |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+}
+
+/// What a content column that is NOT NULL locally holds when the row
+/// arrived redacted; nullable content columns hold NULL.
+pub fn placeholder(entity: Entity, col: &str) -> Option<&'static str> {
+    match (entity, col) {
+        (Entity::Chat | Entity::Session | Entity::Task, "title") => Some("(redacted)"),
+        (Entity::Artifact, "name") => Some("(redacted)"),
+        (Entity::Message, "content")
+        | (Entity::ToolCall, "arguments")
+        | (Entity::Artifact, "body") => Some(""),
+        _ => None,
     }
 }
 

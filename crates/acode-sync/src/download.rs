@@ -245,6 +245,17 @@ impl Apply<'_> {
         };
         let mine = tx.payload(entity, id)?.map(|p| Value::Object(p.data));
         let server_version = tx.server_version(entity, id)?;
+        if !local.deleted && !remote.deleted && same_values(entity, mine.as_ref(), change) {
+            // The pending edit already matches what arrived: no conflict; it
+            // is pushed on top of this version and answered as applied.
+            tx.set_row_remote(
+                entity,
+                id,
+                &RowRemote::synced(change.version, None),
+                self.now,
+            )?;
+            return Ok(Applied::Done);
+        }
         let (resolution, loser) = match conflict::decide(self.cfg.policy, &local, &remote) {
             Winner::Remote => {
                 let outcome = write_change(tx, change, self.stamp)?;
@@ -317,6 +328,17 @@ impl Apply<'_> {
         }
         Ok(Applied::Done)
     }
+}
+
+/// Whether every value a pulled change names equals the local one (a null
+/// content column of a redacted change matches anything: it says nothing).
+fn same_values(entity: Entity, mine: Option<&Value>, change: &PullChange) -> bool {
+    let (Some(mine), Some(theirs)) = (mine, change.data.as_ref()) else {
+        return false;
+    };
+    theirs.iter().all(|(k, v)| {
+        mine.get(k) == Some(v) || (v.is_null() && entity.content_columns().contains(&k.as_str()))
+    })
 }
 
 fn parse_hlc(s: &str) -> Hlc {

@@ -89,6 +89,19 @@ impl fmt::Display for Migrated {
 }
 
 pub fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<()> {
+    // Backups work on the file, without opening a store of their own.
+    match cmd {
+        DbCommand::Backup { out, no_compress } => {
+            return super::backup::run_backup(ctx, out, no_compress);
+        }
+        DbCommand::Restore { file } => return super::backup::run_restore(ctx, &file),
+        DbCommand::PruneBackups {
+            keep_days,
+            keep_last,
+            dir,
+        } => return super::backup::run_prune(ctx, keep_days, keep_last, dir),
+        DbCommand::Status | DbCommand::Migrate => {}
+    }
     let (ws, config, mut store) = ctx.open_unmigrated()?;
     match cmd {
         DbCommand::Status => {
@@ -112,6 +125,10 @@ pub fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<()> {
                 backup: outcome.backup,
                 schema_version: store.schema_status()?.version,
             })
+        }
+        // Handled above, before the store is opened.
+        DbCommand::Backup { .. } | DbCommand::Restore { .. } | DbCommand::PruneBackups { .. } => {
+            Ok(())
         }
     }
 }

@@ -13,7 +13,7 @@ use acode_store::{
 use serde::Serialize;
 
 use super::chat::{self, ChatList};
-use super::sync::{self, SyncStatus};
+use super::sync::{self, StatusView};
 use super::{Ctx, list_all};
 use crate::cli::DemoArgs;
 
@@ -25,7 +25,7 @@ struct Demo {
     seeded: bool,
     #[serde(flatten)]
     chats: ChatList,
-    sync: SyncStatus,
+    sync: StatusView,
 }
 
 impl fmt::Display for Demo {
@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> anyhow::Result<()> {
         device_id: store.device_id().to_owned(),
         seeded,
         chats: chat::list(&mut store)?,
-        sync: sync::status(&config, &mut store)?,
+        sync: sync::status_view(&config, &mut store)?,
     })
 }
 

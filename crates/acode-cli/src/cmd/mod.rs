@@ -2,10 +2,12 @@
 //! calls the store and prints a view: a struct that is `Serialize` (the
 //! `--json` document) and `Display` (the text).
 
+mod backup;
 mod chat;
 mod codes;
 mod db;
 mod demo;
+mod export;
 mod init;
 mod msg;
 mod runs;
@@ -37,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runs(cmd) => runs::run(&ctx, cmd),
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Sync(cmd) => sync::run(&ctx, cmd),
+        Command::Export(args) => export::run(&ctx, args),
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Codes => codes::run(&ctx),
         Command::Help { topic } if topic.first().is_some_and(|t| t == "codes") => codes::run(&ctx),

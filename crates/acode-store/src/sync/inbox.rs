@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::Tx;
 use crate::error::{Result, StoreError};
+use crate::payload::placeholder;
 
 /// What applying a pulled row did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,20 +16,6 @@ pub enum Applied {
     Done,
     /// A parent of a new row is not here yet: the change waits.
     ParentMissing(Entity, String),
-}
-
-/// Content columns that are NOT NULL locally, and the value a row that
-/// arrives redacted gets there. A null in them can only mean "redacted", so
-/// it never overwrites local content.
-fn placeholder(entity: Entity, col: &str) -> Option<&'static str> {
-    match (entity, col) {
-        (Entity::Chat | Entity::Session | Entity::Task, "title") => Some("(redacted)"),
-        (Entity::Artifact, "name") => Some("(redacted)"),
-        (Entity::Message, "content")
-        | (Entity::ToolCall, "arguments")
-        | (Entity::Artifact, "body") => Some(""),
-        _ => None,
-    }
 }
 
 /// Local columns outside the wire data that a new row still needs.
@@ -81,6 +68,12 @@ impl Tx<'_> {
             }
         }
         let redacted = self.arrives_redacted(entity, data)?;
+        let old_level = self.payload_privacy_column(entity, id)?;
+        let mut stood_in = false;
+        let content_arrived = entity
+            .content_columns()
+            .iter()
+            .all(|c| data.get(*c).is_some_and(|v| !v.is_null()));
         let mut cols: Vec<&str> = Vec::new();
         let mut values: Vec<Option<String>> = Vec::new();
         for col in entity.data_columns() {
@@ -95,6 +88,7 @@ impl Tx<'_> {
                 if exists.is_some() {
                     continue; // keep this device's content
                 }
+                stood_in = true;
                 cols.push(col);
                 values.push(placeholder(entity, col).map(str::to_owned));
                 continue;
@@ -135,6 +129,7 @@ impl Tx<'_> {
             }
             for col in entity.data_columns() {
                 if let (false, Some(p)) = (cols.contains(col), placeholder(entity, col)) {
+                    stood_in = true;
                     cols.push(col);
                     values.push(Some(p.to_string()));
                 }
@@ -152,7 +147,57 @@ impl Tx<'_> {
                 .prepare_cached(&sql)?
                 .execute(rusqlite::params_from_iter(params))?;
         }
+        if stood_in {
+            self.conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO sync_placeholders (entity, entity_id) VALUES (?1, ?2)",
+                )?
+                .execute((entity.as_str(), id.to_string()))?;
+        } else if content_arrived {
+            self.conn
+                .prepare_cached(
+                    "DELETE FROM sync_placeholders WHERE entity = ?1 AND entity_id = ?2",
+                )?
+                .execute((entity.as_str(), id.to_string()))?;
+        }
+        let new_level = self.payload_privacy_column(entity, id)?;
+        if let (Some(old), Some(new)) = (old_level, new_level)
+            && old != new
+        {
+            self.recapture_children(entity, id, old, new)?;
+        }
         Ok(Applied::Done)
+    }
+
+    /// A chat's or session's level changed by a pulled change: its children
+    /// here change effective level too, so they are captured exactly as a
+    /// local privacy change captures them (rule 7). This device then uploads
+    /// them redacted, or (made full again) with the content it kept.
+    fn recapture_children(&self, entity: Entity, id: Id, old: Privacy, new: Privacy) -> Result<()> {
+        let (old, new, id) = (old.as_str(), new.as_str(), id.to_string());
+        let statements: &[&str] = match entity {
+            Entity::Chat => &["INSERT INTO sync_capture
+                 SELECT 'message', m.id, acode_op(acode_stricter(?1, m.privacy), acode_stricter(?2, m.privacy))
+                 FROM messages m
+                 WHERE m.chat_id = ?3 AND acode_stricter(?1, m.privacy) != acode_stricter(?2, m.privacy)
+                 ORDER BY m.id"],
+            Entity::Session => &[
+                "INSERT INTO sync_capture SELECT 'task', t.id, acode_op(?1, ?2)
+                 FROM tasks t WHERE t.session_id = ?3 ORDER BY t.id",
+                "INSERT INTO sync_capture SELECT 'step', st.id, acode_op(?1, ?2)
+                 FROM steps st JOIN tasks t ON t.id = st.task_id WHERE t.session_id = ?3 ORDER BY st.id",
+                "INSERT INTO sync_capture SELECT 'tool_call', tc.id, acode_op(?1, ?2)
+                 FROM tool_calls tc JOIN steps st ON st.id = tc.step_id JOIN tasks t ON t.id = st.task_id
+                 WHERE t.session_id = ?3 ORDER BY tc.id",
+                "INSERT INTO sync_capture SELECT 'artifact', a.id, acode_op(?1, ?2)
+                 FROM artifacts a WHERE a.session_id = ?3 ORDER BY a.id",
+            ],
+            _ => &[],
+        };
+        for sql in statements {
+            self.conn.prepare_cached(sql)?.execute((old, new, &id))?;
+        }
+        Ok(())
     }
 
     /// Whether a pulled row is redacted: by its own level, or (run records,
