@@ -49,7 +49,7 @@ pub async fn sync_now<T: Transport>(
 ) -> Result<SyncReport, SyncError> {
     let owner = format!("sync-now:{}:{}", std::process::id(), Id::new());
     let now = cfg.now();
-    let lease = store.write(|tx| tx.acquire_lease(&owner, now, LEASE_TTL_MS))?;
+    let lease = store.write(|tx| tx.acquire_lease(&owner, now, LEASE_TTL_MS, holder_gone))?;
     let Some(lease) = lease else {
         let holder = store
             .read(|tx| tx.lease())?
@@ -60,6 +60,20 @@ pub async fn sync_now<T: Transport>(
     let report = run_cycles(store, transport, cfg, lease.epoch, Cycles::BOTH).await;
     store.write(|tx| tx.release_lease(&owner))?;
     report
+}
+
+/// A lease owner is `<kind>:<pid>:<ulid>`. On Linux a holder whose process
+/// is gone (killed, crashed) is known dead at once, so its lease does not
+/// have to run out first; elsewhere the lease expires after its TTL.
+pub(crate) fn holder_gone(owner: &str) -> bool {
+    let Some(pid) = owner.split(':').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    if pid == std::process::id() {
+        return false;
+    }
+    let proc_fs = std::path::Path::new("/proc/self");
+    proc_fs.exists() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Which directions a round runs.

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::EngineConfig;
-use crate::engine::{Cycles, LEASE_TTL_MS, Mode, SyncReport, run_cycles};
+use crate::engine::{Cycles, LEASE_TTL_MS, Mode, SyncReport, holder_gone, run_cycles};
 use crate::error::SyncError;
 use crate::retry::RetryPolicy;
 use crate::transport::Transport;
@@ -46,7 +46,8 @@ impl SyncEngine {
         cfg: EngineConfig,
     ) -> Result<SyncEngine, SyncError> {
         let owner = format!("worker:{}:{}", std::process::id(), Id::new());
-        let lease = store.write(|tx| tx.acquire_lease(&owner, cfg.now(), LEASE_TTL_MS))?;
+        let lease =
+            store.write(|tx| tx.acquire_lease(&owner, cfg.now(), LEASE_TTL_MS, holder_gone))?;
         let Some(lease) = lease else {
             let holder = store
                 .read(|tx| tx.lease())?
@@ -172,7 +173,7 @@ impl<T: Transport> Worker<T> {
     fn renew(&mut self, now: i64) -> Result<(), SyncError> {
         let lease = self
             .store
-            .write(|tx| tx.acquire_lease(&self.owner, now, LEASE_TTL_MS))?;
+            .write(|tx| tx.acquire_lease(&self.owner, now, LEASE_TTL_MS, holder_gone))?;
         match lease {
             Some(l) if l.epoch == self.epoch => Ok(()),
             Some(l) => Err(SyncError::Store(acode_store::StoreError::Fenced(l.epoch))),

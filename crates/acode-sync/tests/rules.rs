@@ -359,7 +359,7 @@ async fn rule_13_one_worker_at_a_time_and_a_fenced_one_writes_nothing() {
     let mut dev = Dev::new(&db);
     let now = (dev.cfg.clock)();
     dev.store
-        .write(|tx| tx.acquire_lease("worker-1", now, 30_000))
+        .write(|tx| tx.acquire_lease("worker-1", now, 30_000, |_| false))
         .unwrap()
         .unwrap();
     let err = acode_sync::sync_now(&mut dev.store, &dev.net, &dev.cfg)
@@ -373,7 +373,7 @@ async fn rule_13_one_worker_at_a_time_and_a_fenced_one_writes_nothing() {
     // The lease expires; a new holder gets a new epoch; the old one is fenced.
     let old = dev.store.read(|tx| tx.lease()).unwrap().unwrap().epoch;
     dev.store
-        .write(|tx| tx.acquire_lease("worker-2", now + 31_000, 30_000))
+        .write(|tx| tx.acquire_lease("worker-2", now + 31_000, 30_000, |_| false))
         .unwrap()
         .unwrap();
     dev.chat("written meanwhile");
@@ -523,4 +523,39 @@ async fn a_rejected_entry_fails_at_once_and_does_not_hold_up_the_others() {
     );
     assert!(pg_chat(&pg(&db).await, other).await.is_some());
     assert!(b.get_chat(chat).is_none(), "the delete arrived after");
+}
+
+#[tokio::test]
+async fn rule_1_a_resent_batch_is_the_same_batch_even_when_rows_interleave() {
+    let db = TestDb::create();
+    let mut dev = Dev::new(&db);
+    // Entries interleave: chat A, chat B, chat A again (coalesced into A's
+    // change, whose first entry comes before B's).
+    let a = dev.chat("a");
+    let b = dev.chat("b");
+    dev.rename(a, "a2");
+    let m = dev.message(b, "child of b");
+    dev.net.set(Fault::LoseReply);
+    dev.sync().await;
+    dev.net.set(Fault::None);
+    dev.advance(Duration::from_secs(600));
+    let report = dev.sync().await;
+    assert_eq!((report.uploaded, report.failed), (3, 0), "{report:?}");
+    let keys = dev.net.keys.lock().unwrap().clone();
+    assert_eq!(keys[0], keys[1], "the same batch key");
+    assert!(dev.queue().is_empty());
+    let client = pg(&db).await;
+    assert_eq!(pg_chat(&client, a).await.unwrap().0.as_deref(), Some("a2"));
+    assert_eq!(
+        pg_count(
+            &client,
+            &format!("SELECT count(*) FROM messages WHERE id = '{m}'")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        pg_count(&client, "SELECT count(*) FROM sync_conflict_log").await,
+        0
+    );
 }

@@ -78,11 +78,19 @@ impl Tx<'_> {
     /// Takes or renews the lease for `owner` until `now + ttl_ms`. `None`
     /// when another owner holds it and it has not expired. A new holder gets
     /// a new epoch, which fences the old one out.
-    pub fn acquire_lease(&self, owner: &str, now: i64, ttl_ms: i64) -> Result<Option<Lease>> {
+    /// `holder_gone` says whether another holder is known to be dead (its
+    /// process is gone), so a crashed worker's lease need not run out.
+    pub fn acquire_lease(
+        &self,
+        owner: &str,
+        now: i64,
+        ttl_ms: i64,
+        holder_gone: impl Fn(&str) -> bool,
+    ) -> Result<Option<Lease>> {
         let current = self.lease()?;
         let epoch = match &current {
             Some(l) if l.owner == owner => l.epoch,
-            Some(l) if l.expires_at > now => return Ok(None),
+            Some(l) if l.expires_at > now && !holder_gone(&l.owner) => return Ok(None),
             Some(l) => l.epoch + 1,
             None => 1,
         };
