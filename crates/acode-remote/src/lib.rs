@@ -11,7 +11,9 @@
 //! tenants is enforced here only for callers that go through [`Remote`]
 //! with a [`Device`] (as the server does for each authenticated token).
 
+mod change;
 mod error;
+mod fast;
 pub mod feed;
 pub mod ingest;
 mod mirror;

@@ -26,10 +26,15 @@ pub(crate) fn required(entity: Entity) -> &'static [&'static str] {
 
 /// The value of `col` from the change's data (`$3`), cast to the column type.
 fn value_of(col: &str) -> String {
+    value_from("$3::jsonb", col)
+}
+
+/// The value of `col` in the JSON object `src`, cast to the column type.
+fn value_from(src: &str, col: &str) -> String {
     if is_time(col) {
-        format!("($3::jsonb->>'{col}')::timestamptz")
+        format!("({src}->>'{col}')::timestamptz")
     } else {
-        format!("($3::jsonb->>'{col}')")
+        format!("({src}->>'{col}')")
     }
 }
 
@@ -192,5 +197,82 @@ pub(crate) fn select_privacy(entity: Entity) -> String {
     format!(
         "SELECT privacy FROM {} WHERE tenant_id = $1 AND id = $2 AND NOT deleted",
         entity.table()
+    )
+}
+
+// Set-based forms for a whole batch (`fast.rs`). `$3` is a JSON array of
+// records; `x.d` is a change's data.
+
+/// `$1` tenant, `$2` ids: the rows, locked, with what the version check needs.
+pub(crate) fn select_many_for_update(entity: Entity) -> String {
+    format!(
+        "SELECT id, version, deleted, {json} FROM {table}
+         WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE",
+        json = row_json(entity),
+        table = entity.table()
+    )
+}
+
+/// `$1` tenant, `$2` ids: which of them are live rows.
+pub(crate) fn select_live_many(entity: Entity) -> String {
+    format!(
+        "SELECT id FROM {} WHERE tenant_id = $1 AND id = ANY($2) AND NOT deleted",
+        entity.table()
+    )
+}
+
+/// `$1` tenant, `$2` device, `$3` `[{id, d, hlc, ord}]`: new rows at
+/// version 1, sequence numbers drawn in batch order.
+pub(crate) fn insert_many(entity: Entity) -> String {
+    let cols = entity.data_columns();
+    let values: Vec<String> = cols.iter().map(|c| value_from("x.d", c)).collect();
+    format!(
+        "INSERT INTO {table} (tenant_id, id, {cols}, version, hlc, origin_device, deleted, server_seq)
+         SELECT $1, x.id, {values}, 1, x.hlc, $2, false, nextval('sync_changes_seq')
+         FROM (SELECT * FROM jsonb_to_recordset($3::jsonb) AS r(id text, d jsonb, hlc text, ord int) ORDER BY ord) AS x
+         RETURNING id, server_seq, version",
+        table = entity.table(),
+        cols = cols.join(", "),
+        values = values.join(", ")
+    )
+}
+
+/// `$1` tenant, `$2` device, `$3` `[{id, d, hlc, version}]`: the named
+/// columns of existing rows.
+pub(crate) fn update_many(entity: Entity) -> String {
+    let sets: Vec<String> = entity
+        .data_columns()
+        .iter()
+        .map(|c| {
+            format!(
+                "{c} = CASE WHEN x.d ? '{c}' THEN {} ELSE t.{c} END",
+                value_from("x.d", c)
+            )
+        })
+        .collect();
+    format!(
+        "UPDATE {table} AS t SET {sets}, version = x.version, hlc = x.hlc, origin_device = $2,
+                deleted = false, server_seq = nextval('sync_changes_seq')
+         FROM jsonb_to_recordset($3::jsonb) AS x(id text, d jsonb, hlc text, version bigint)
+         WHERE t.tenant_id = $1 AND t.id = x.id
+         RETURNING t.id, t.server_seq, t.version",
+        table = entity.table(),
+        sets = sets.join(", ")
+    )
+}
+
+/// `$1` tenant, `$2` entity, `$3` `[{id, key}]`: the feed entries of the
+/// rows just written, replacing their previous ones.
+pub(crate) fn feed_append_many(entity: Entity) -> String {
+    format!(
+        "INSERT INTO sync_changes (seq, tenant_id, entity, entity_id, key, version, op, data, origin_device, hlc)
+         SELECT t.server_seq, t.tenant_id, $2, t.id, x.key, t.version, 'upsert', {json}, t.origin_device, t.hlc
+         FROM {table} AS t JOIN jsonb_to_recordset($3::jsonb) AS x(id text, key text) ON t.id = x.id
+         WHERE t.tenant_id = $1
+         ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE
+         SET seq = excluded.seq, key = excluded.key, version = excluded.version, op = excluded.op,
+             data = excluded.data, origin_device = excluded.origin_device, hlc = excluded.hlc",
+        json = row_json(entity),
+        table = entity.table()
     )
 }

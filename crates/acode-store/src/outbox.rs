@@ -280,15 +280,20 @@ impl Tx<'_> {
     /// The figures of `sync status`; "today" is the UTC day of `now_millis`.
     pub fn sync_counts(&self, now_millis: i64) -> Result<SyncCounts> {
         let day_start = now_millis - now_millis.rem_euclid(86_400_000);
-        let (pending, failed, oldest_pending_at, synced_today) = self.conn.query_row(
+        let (pending, failed, oldest_pending_at) = self.conn.query_row(
             "SELECT
                  count(*) FILTER (WHERE status IN ('pending', 'in_flight')),
                  count(*) FILTER (WHERE status = 'failed'),
-                 min(created_at) FILTER (WHERE status IN ('pending', 'in_flight')),
-                 count(*) FILTER (WHERE status = 'synced' AND settled_at >= ?1)
+                 min(created_at) FILTER (WHERE status IN ('pending', 'in_flight'))
              FROM sync_outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        // Settled entries leave the outbox; the sync log keeps the counts.
+        let synced_today = self.conn.query_row(
+            "SELECT coalesce(sum(count), 0) FROM sync_log WHERE kind = 'push' AND at >= ?1",
             [day_start],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| r.get(0),
         )?;
         let conflicts = self.conn.query_row(
             "SELECT count(*) FROM sync_conflicts WHERE acked_at IS NULL",

@@ -121,7 +121,18 @@ fn key_of(r: &ItemResult) -> Id {
 
 /// Plans and freezes the next batch, or `None` when nothing is due.
 fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Option<FrozenBatch>> {
-    let queue = tx.queue()?;
+    // A window of the oldest pending entries (a row's later entries past it
+    // go in a later batch), with the failed entries of its rows, which the
+    // new change carries along.
+    let window = (cfg.batch_size * 4).max(200);
+    let mut queue = tx.pending_window(u32::try_from(window).unwrap_or(u32::MAX))?;
+    if tx.any_failed()? {
+        let rows: HashSet<(Entity, Id)> = queue.iter().map(|e| (e.entity, e.entity_id)).collect();
+        for (entity, id) in rows {
+            queue.extend(tx.failed_of(entity, id)?);
+        }
+        queue.sort_by_key(|e| e.seq);
+    }
     let mut changes: Vec<FrozenChange> = Vec::new();
     let mut bytes = 0;
     let mut in_batch: HashSet<(Entity, Id)> = HashSet::new();
@@ -295,7 +306,8 @@ fn settle(
     let mut files = Vec::new();
     let counts = store.apply_remote(|tx| {
         tx.check_epoch(epoch)?;
-        let queue = tx.queue()?;
+        // Read only when a remote winner must cancel newer local entries.
+        let mut queue = None;
         let mut counts = Counts { changes: batch.changes.len(), ..Counts::default() };
         for (fc, result) in batch.changes.iter().zip(&response.results) {
             let c = &fc.change;
@@ -323,8 +335,12 @@ fn settle(
                             // entries, in flight or newer (rule 5); their
                             // content is kept as the loser.
                             let mine = tx.payload(c.entity, c.id)?.map(|p| Value::Object(p.data));
+                            if queue.is_none() {
+                                queue = Some(tx.queue()?);
+                            }
                             let newer: Vec<i64> = queue
                                 .iter()
+                                .flatten()
                                 .filter(|e| e.entity == c.entity && e.entity_id == c.id && e.status == EntryStatus::Pending)
                                 .map(|e| e.seq)
                                 .filter(|s| !fc.seqs.contains(s))
@@ -360,7 +376,6 @@ fn settle(
         }
         tx.set_state("last_push_at", &stamp)?;
         tx.log_sync("push", counts.uploaded as i64, None, now)?;
-        tx.prune_settled()?;
         Ok(counts)
     })?;
     write_preserved(files);

@@ -198,7 +198,10 @@ impl Tx<'_> {
         Ok(batch)
     }
 
-    /// Settles entries: `synced`, `superseded` or `failed` (with its error).
+    /// Settles entries: `synced`, `superseded` or `failed` (with its
+    /// error). Synced and superseded entries are removed at once (by seq;
+    /// the newest entry of the outbox stays, see V2), so the queue holds
+    /// only what is unsettled and no scan is needed to prune it.
     pub fn settle(
         &self,
         seqs: &[i64],
@@ -210,10 +213,48 @@ impl Tx<'_> {
             "UPDATE sync_outbox SET status = ?2, last_error = ?3, settled_at = ?4, next_retry_at = NULL
              WHERE seq = ?1",
         )?;
+        let mut remove = self
+            .conn
+            .prepare_cached("DELETE FROM sync_outbox WHERE seq = ?1")?;
+        let done = matches!(status, EntryStatus::Synced | EntryStatus::Superseded);
         for seq in seqs {
             stmt.execute((seq, status.as_str(), error, now))?;
+            if done {
+                remove.execute([seq])?;
+            }
         }
         Ok(())
+    }
+
+    /// The oldest `limit` pending entries, in local order: the window a new
+    /// batch is planned from (it stops reading after `limit` matches).
+    pub fn pending_window(&self, limit: u32) -> Result<Vec<QueuedEntry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, key, entity, entity_id, op, hlc, status, attempts, next_retry_at,
+                    batch_key, last_error
+             FROM sync_outbox WHERE status = 'pending' ORDER BY seq LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], queued)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether any entry has failed (an index lookup).
+    pub fn any_failed(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM sync_outbox WHERE status = 'failed')")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// The failed entries of one row (an index lookup).
+    pub fn failed_of(&self, entity: Entity, id: Id) -> Result<Vec<QueuedEntry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, key, entity, entity_id, op, hlc, status, attempts, next_retry_at,
+                    batch_key, last_error
+             FROM sync_outbox WHERE status = 'failed' AND entity = ?1 AND entity_id = ?2",
+        )?;
+        let rows = stmt.query_map((entity.as_str(), id.to_string()), queued)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// A batch that reached the server and failed, to be resent as it is
@@ -298,14 +339,6 @@ impl Tx<'_> {
             }
         }
         Ok(out)
-    }
-
-    /// Removes settled entries (the newest entry always stays, see V2).
-    pub fn prune_settled(&self) -> Result<usize> {
-        Ok(self.conn.execute(
-            "DELETE FROM sync_outbox WHERE status IN ('synced', 'superseded')",
-            [],
-        )?)
     }
 
     /// The oldest key still unsettled: the server may forget this device's
