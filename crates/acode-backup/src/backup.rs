@@ -56,7 +56,7 @@ pub fn backup_at(
     }
     std::fs::create_dir_all(out_dir)
         .map_err(|e| BackupError::io(format!("creating {}", out_dir.display()), e))?;
-    let (path, at) = free_name(out_dir, compress, now);
+    let (path, at) = files::free_name(out_dir, now, |at| files::backup_name(at, compress));
 
     // The plain copy, under a hidden temporary name.
     let raw = Temp(files::partial_path(&path.with_extension("raw")));
@@ -112,19 +112,6 @@ pub fn backup_at(
         sha256,
         manifest,
     })
-}
-
-/// A name not taken yet: the time, moved on by a millisecond while a
-/// backup (or its manifest) of that name exists.
-fn free_name(dir: &Path, compress: bool, now: DateTime<Utc>) -> (PathBuf, DateTime<Utc>) {
-    let mut at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
-    loop {
-        let path = dir.join(files::backup_name(at, compress));
-        if !path.exists() && !files::manifest_path(&path).exists() {
-            return (path, at);
-        }
-        at += chrono::Duration::milliseconds(1);
-    }
 }
 
 /// The consistent copy: `VACUUM INTO` from a connection of our own, after

@@ -38,6 +38,17 @@ pub enum BackupError {
     #[error("writing the export: {0}")]
     Output(#[source] std::io::Error),
 
+    /// `pg_dump` is not installed, or is older than the server it would
+    /// dump (it refuses, or writes an archive that misses new objects).
+    /// Retrying does not help: the message says what to install.
+    #[error("{0}")]
+    ToolUnavailable(String),
+
+    /// The server database could not be reached or read, or `pg_dump`
+    /// failed; no backup was left behind.
+    #[error("{context}: {message}")]
+    Server { context: String, message: String },
+
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -70,6 +81,13 @@ impl BackupError {
         }
     }
 
+    pub(crate) fn server(context: impl Into<String>, message: impl ToString) -> Self {
+        BackupError::Server {
+            context: context.into(),
+            message: message.to_string(),
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         BackupError::Invalid {
             field,
@@ -86,6 +104,8 @@ impl BackupError {
             BackupError::NotFound(_) => ErrorCode::BackupNotFound,
             BackupError::Invalid { .. } => ErrorCode::StoreInvalidInput,
             BackupError::Output(_) => ErrorCode::StoreIo,
+            BackupError::ToolUnavailable(_) => ErrorCode::BackupToolUnavailable,
+            BackupError::Server { .. } => ErrorCode::BackupFailed,
             BackupError::Store(e) => e.code(),
         }
     }

@@ -29,12 +29,47 @@ pub fn parse_backup_name(name: &str) -> Option<(DateTime<Utc>, bool)> {
         Some(stamp) => (stamp, true),
         None => (rest.strip_suffix(".db")?, false),
     };
+    Some((parse_stamp(stamp)?, compressed))
+}
+
+/// `acode-server-20250101T120000.123Z.pgdump`: a `pg_dump` custom-format
+/// archive of the server database (compressed by pg_dump itself).
+pub fn server_backup_name(at: DateTime<Utc>) -> String {
+    format!("{SERVER_PREFIX}{}{SERVER_EXT}", at.format(STAMP))
+}
+
+/// The time a server backup's name says; `None` for any other name.
+pub fn parse_server_backup_name(name: &str) -> Option<DateTime<Utc>> {
+    parse_stamp(name.strip_prefix(SERVER_PREFIX)?.strip_suffix(SERVER_EXT)?)
+}
+
+const SERVER_PREFIX: &str = "acode-server-";
+const SERVER_EXT: &str = ".pgdump";
+
+fn parse_stamp(stamp: &str) -> Option<DateTime<Utc>> {
     // Fixed width: 8 digits, T, 6 digits, '.', 3 digits, Z.
     if stamp.len() != 20 {
         return None;
     }
     let at = NaiveDateTime::parse_from_str(stamp, STAMP).ok()?;
-    Some((at.and_utc(), compressed))
+    Some(at.and_utc())
+}
+
+/// A name in `dir` not taken yet: `name(now)`, the time moved on by a
+/// millisecond while a file (or its manifest) of that name exists.
+pub fn free_name(
+    dir: &Path,
+    now: DateTime<Utc>,
+    name: impl Fn(DateTime<Utc>) -> String,
+) -> (PathBuf, DateTime<Utc>) {
+    let mut at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+    loop {
+        let path = dir.join(name(at));
+        if !path.exists() && !manifest_path(&path).exists() {
+            return (path, at);
+        }
+        at += chrono::Duration::milliseconds(1);
+    }
 }
 
 /// Where a backup's manifest is: beside it, `<file>.manifest.json`.
@@ -231,6 +266,17 @@ mod tests {
         assert_eq!(
             parse_backup_name("acode-20250101T120000.123Z.db"),
             Some((at, false))
+        );
+        assert_eq!(
+            server_backup_name(at),
+            "acode-server-20250101T120000.123Z.pgdump"
+        );
+        assert_eq!(parse_server_backup_name(&server_backup_name(at)), Some(at));
+        assert_eq!(parse_backup_name(&server_backup_name(at)), None);
+        assert_eq!(parse_server_backup_name(&name), None);
+        assert_eq!(
+            parse_server_backup_name("acode-server-20250101T120000.123Z.pgdump.manifest.json"),
+            None
         );
         for other in [
             "acode-20250101T120000Z.db.gz",

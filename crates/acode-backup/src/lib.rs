@@ -10,8 +10,9 @@
 //! - [`prune()`]: retention by age and count over finished backups only.
 //! - [`export()`]: conversations, messages or run records as JSON, CSV or
 //!   SQL, streamed row by row, with privacy applied.
-//!
-//! The PostgreSQL side (`pg_dump` of the server database) is not here yet.
+//! - [`server`]: backups of the server database with `pg_dump` (custom
+//!   format), named `acode-server-<time>.pgdump`, with their own manifest
+//!   and the same atomic writes and retention (`acode admin backup`).
 
 mod backup;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod files;
 pub mod manifest;
 pub mod prune;
 mod restore;
+pub mod server;
 
 pub use backup::{BackupOutcome, backup, backup_at};
 pub use error::{BackupError, Result};
@@ -27,3 +29,6 @@ pub use export::{ExportFilter, ExportFormat, ExportKind, ExportOutcome, export, 
 pub use manifest::Manifest;
 pub use prune::{BackupFile, Retention, prune};
 pub use restore::{RestoreOutcome, restore};
+pub use server::manifest::ServerManifest;
+pub use server::tool::PgDump;
+pub use server::{ServerBackupOutcome, backup_server, backup_server_at};

@@ -46,14 +46,7 @@ pub struct Manifest {
 impl Manifest {
     /// Writes the manifest for `backup` atomically.
     pub fn write_beside(&self, backup: &Path) -> Result<()> {
-        let path = files::manifest_path(backup);
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|e| BackupError::io("encoding the manifest", e.into()))?;
-        let mut file = AtomicFile::create(&path)?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.write_all(b"\n"))
-            .map_err(|e| BackupError::io(format!("writing {}", path.display()), e))?;
-        file.commit()
+        write_json_beside(self, backup)
     }
 
     /// Reads and checks the manifest of `backup`: missing, unreadable or
@@ -89,4 +82,16 @@ impl Manifest {
         }
         Ok(manifest)
     }
+}
+
+/// Writes `manifest` as pretty JSON to `<backup>.manifest.json`, atomically.
+pub(crate) fn write_json_beside(manifest: &impl Serialize, backup: &Path) -> Result<()> {
+    let path = files::manifest_path(backup);
+    let text = serde_json::to_string_pretty(manifest)
+        .map_err(|e| BackupError::io("encoding the manifest", e.into()))?;
+    let mut file = AtomicFile::create(&path)?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .map_err(|e| BackupError::io(format!("writing {}", path.display()), e))?;
+    file.commit()
 }

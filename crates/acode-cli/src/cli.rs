@@ -51,6 +51,9 @@ pub enum Command {
     Sync(SyncCommand),
     /// Export conversations, messages or runs as JSON, CSV or SQL (streamed)
     Export(ExportArgs),
+    /// Server administration: the PostgreSQL database of the sync server
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Create a demo workspace with sample chats and a run
     Demo(DemoArgs),
     /// Print help for a command, or `help codes` for the error codes
@@ -191,6 +194,39 @@ pub enum SyncCommand {
     },
     /// Run the sync worker in the foreground until SIGINT or SIGTERM
     Run,
+}
+
+/// `acode admin …`: commands on the server database, not on a workspace.
+/// Each takes the database as [`DatabaseArgs`].
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Back up the server database with pg_dump (custom format), with a
+    /// manifest (SHA-256, versions) and optional retention
+    Backup(AdminBackupArgs),
+}
+
+/// The server database of an `admin` command.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The server database (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`)
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminBackupArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The folder to write to (created if missing)
+    #[arg(long, value_name = "DIR", default_value = "acode-backups")]
+    pub out: PathBuf,
+    /// After the backup, remove server backups in DIR older than N days
+    /// (one kept by either rule stays; the new one always stays)
+    #[arg(long, value_name = "N")]
+    pub keep_days: Option<u32>,
+    /// After the backup, keep only the newest N server backups in DIR
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_last: Option<u64>,
 }
 
 #[derive(Debug, Args)]

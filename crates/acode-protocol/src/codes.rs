@@ -66,6 +66,7 @@ codes! {
     BackupChecksum = "ACODE-BACKUP-002", 400, false, "the backup does not match its manifest (checksum or size): corrupt or truncated; nothing was restored";
     BackupInvalid = "ACODE-BACKUP-003", 400, false, "not an acode backup (no manifest, or not an acode database inside); nothing was restored";
     BackupNotFound = "ACODE-BACKUP-004", 404, false, "no such backup file";
+    BackupToolUnavailable = "ACODE-BACKUP-005", 500, false, "pg_dump is missing or older than the server: install the PostgreSQL client tools (Debian: postgresql-client) of the server's major version or newer";
 }
 
 impl std::fmt::Display for ErrorCode {

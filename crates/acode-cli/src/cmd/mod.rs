@@ -2,6 +2,7 @@
 //! calls the store and prints a view: a struct that is `Serialize` (the
 //! `--json` document) and `Display` (the text).
 
+mod admin;
 mod backup;
 mod chat;
 mod codes;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Sync(cmd) => sync::run(&ctx, cmd),
         Command::Export(args) => export::run(&ctx, args),
+        Command::Admin(cmd) => admin::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Codes => codes::run(&ctx),
         Command::Help { topic } if topic.first().is_some_and(|t| t == "codes") => codes::run(&ctx),
