@@ -1,10 +1,15 @@
 //! `acode-bench`: benchmarks that print ratios against references measured
 //! in the same run (BENCH.md). Run one with
-//! `cargo run --release -p acode-bench -- store-commit`; `--quick` is the
+//! `cargo run --release -p acode-bench -- store-commit` (or `export`,
+//! `backup`); `--quick` is the
 //! smoke CI runs, `--json` is for machines.
 
+mod backup;
+mod export;
+mod fixture;
 mod report;
 mod store_commit;
+mod sync_drain;
 
 use clap::{Parser, Subcommand};
 
@@ -29,12 +34,23 @@ enum Bench {
     /// Local commits with and without change capture: single-row latency at
     /// both durabilities, and bulk rows/s.
     StoreCommit(store_commit::Args),
+    /// A pending outbox drained into PostgreSQL, against batched INSERT and
+    /// COPY of the same rows; one batch's latency; conflict decision cost.
+    SyncDrain(sync_drain::Args),
+    /// Streamed export of messages (JSON, CSV, SQL) against a plain scan,
+    /// with peak memory at two sizes.
+    Export(export::Args),
+    /// Local backup (compressed and not) against a plain file copy.
+    Backup(backup::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rows = match cli.bench {
         Bench::StoreCommit(args) => store_commit::run(&args, cli.quick)?,
+        Bench::Export(args) => export::run(&args, cli.quick)?,
+        Bench::Backup(args) => backup::run(&args, cli.quick)?,
+        Bench::SyncDrain(args) => sync_drain::run(&args, cli.quick)?,
     };
     report::print(&rows, cli.json)
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use acode_store::{Durability, Id, NewChat, NewMessage, OpenOptions, Role, Store};
 use anyhow::Context;
 
+use crate::fixture::drop_capture_triggers;
 use crate::report::Row;
 
 #[derive(clap::Args)]
@@ -44,22 +45,6 @@ fn open(
     }
     let chat = store.write(|tx| tx.create_chat(&NewChat::new("bench")))?.id;
     Ok((store, chat))
-}
-
-fn drop_capture_triggers(store: &Store) -> anyhow::Result<()> {
-    let conn = store.connection();
-    let names: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_capture_%'",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    anyhow::ensure!(!names.is_empty(), "no capture triggers found");
-    for name in names {
-        // Trigger names come from our own schema, never from input.
-        conn.execute_batch(&format!("DROP TRIGGER \"{name}\""))?;
-    }
-    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
