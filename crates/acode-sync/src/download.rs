@@ -118,6 +118,9 @@ pub fn apply_page(
         if let Some(max) = page.changes.iter().map(|c| c.hlc.as_str()).max() {
             tx.observe_hlc(max)?;
         }
+        if let Some(floor) = server_floor(&page.server_time) {
+            tx.observe_hlc(&floor)?;
+        }
         tx.advance_cursor(&page.next_cursor)?;
         tx.set_state("last_pull_at", &stamp)?;
         if applied > 0 {
@@ -341,6 +344,22 @@ fn same_values(entity: Entity, mine: Option<&Value>, change: &PullChange) -> boo
     })
 }
 
+/// The server's clock as an HLC floor (rule 12): local changes are stamped
+/// after it even when this device's clock is behind.
+pub(crate) fn server_floor(server_time: &str) -> Option<String> {
+    let millis = chrono::DateTime::parse_from_rfc3339(server_time)
+        .ok()?
+        .timestamp_millis();
+    Some(
+        Hlc {
+            millis,
+            counter: 0,
+            device: "server".into(),
+        }
+        .to_string(),
+    )
+}
+
 fn parse_hlc(s: &str) -> Hlc {
     s.parse().unwrap_or(Hlc {
         millis: 0,
@@ -387,4 +406,17 @@ pub(crate) fn adopt_winner(
         tx.upsert_remote(entity, id, data, stamp)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_clock_becomes_an_hlc_floor_that_sorts_after_earlier_stamps() {
+        let floor = server_floor("2026-11-22T01:02:04.000Z").unwrap();
+        assert!(floor.as_str() > "2026-11-22T01:02:03.999Z-9999-zzzz", "{floor}");
+        assert!(floor.parse::<Hlc>().is_ok());
+        assert_eq!(server_floor("yesterday"), None);
+    }
 }

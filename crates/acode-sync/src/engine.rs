@@ -3,7 +3,7 @@
 
 use acode_protocol::{ErrorCode, Id};
 use acode_store::Store;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::EngineConfig;
 use crate::download::{DownloadOutcome, download_once};
@@ -15,7 +15,7 @@ use crate::upload::{UploadOutcome, upload_once};
 /// expires after this.
 pub const LEASE_TTL_MS: i64 = 30_000;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     #[default]
@@ -25,7 +25,7 @@ pub enum Mode {
 }
 
 /// What a sync run did (`acode sync now --json`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
     pub mode: Mode,
     pub uploaded: usize,
@@ -60,6 +60,53 @@ pub async fn sync_now<T: Transport>(
     let report = run_cycles(store, transport, cfg, lease.epoch, Cycles::BOTH).await;
     store.write(|tx| tx.release_lease(&owner))?;
     report
+}
+
+/// How long `sync now` waits for a running worker to serve its request.
+pub const ASK_WORKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// [`sync_now`], or, while a worker holds the lease, a request to that
+/// worker to sync now, waiting for its report (§15 rule 13: one worker, and
+/// `sync now` does not fight it).
+pub async fn sync_now_or_ask<T: Transport>(
+    store: &mut Store,
+    transport: &T,
+    cfg: &EngineConfig,
+) -> Result<SyncReport, SyncError> {
+    match sync_now(store, transport, cfg).await {
+        Err(SyncError::LeaseHeld(holder)) if holder.starts_with("worker:") => {
+            ask_worker(store, &holder).await
+        }
+        other => other,
+    }
+}
+
+async fn ask_worker(store: &mut Store, holder: &str) -> Result<SyncReport, SyncError> {
+    let request = Id::new().to_string();
+    store.write(|tx| tx.set_state("sync_request", &request))?;
+    let deadline = tokio::time::Instant::now() + ASK_WORKER_TIMEOUT;
+    loop {
+        let (done, report, lease) = store.read(|tx| {
+            Ok((
+                tx.state("sync_done")?,
+                tx.state("sync_done_report")?,
+                tx.lease()?,
+            ))
+        })?;
+        if done.as_deref() == Some(request.as_str()) {
+            let report = report.unwrap_or_default();
+            return serde_json::from_str(&report).map_err(|e| {
+                SyncError::Store(acode_store::StoreError::Internal(format!(
+                    "worker report: {e}"
+                )))
+            });
+        }
+        let still_held = lease.is_some_and(|l| l.owner == holder && !holder_gone(&l.owner));
+        if !still_held || tokio::time::Instant::now() > deadline {
+            return Err(SyncError::LeaseHeld(holder.to_string()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// A lease owner is `<kind>:<pid>:<ulid>`. On Linux a holder whose process

@@ -22,7 +22,7 @@ pub mod upload;
 pub mod worker;
 
 pub use config::EngineConfig;
-pub use engine::{Mode, SyncReport, sync_now};
+pub use engine::{Mode, SyncReport, sync_now, sync_now_or_ask};
 pub use error::SyncError;
 pub use postgres::PostgresTransport;
 pub use remote::{RemoteTransport, transport_for};

@@ -375,6 +375,9 @@ fn settle(
             }
         }
         tx.set_state("last_push_at", &stamp)?;
+        if let Some(floor) = download::server_floor(&response.server_time) {
+            tx.observe_hlc(&floor)?;
+        }
         tx.log_sync("push", counts.uploaded as i64, None, now)?;
         Ok(counts)
     })?;

@@ -114,6 +114,7 @@ impl<T: Transport> Worker<T> {
         let mut next_upload = 0i64;
         let mut offline_streak = 0u32;
         let mut wanted = true;
+        let mut served = self.store.read(|tx| tx.state("sync_done"))?;
         while !*self.stopped.borrow() {
             let now = self.cfg.now();
             self.renew(now)?;
@@ -122,7 +123,14 @@ impl<T: Transport> Worker<T> {
                 seen_version = version;
                 wanted = true; // a write landed, here or in another process
             }
-            let cycles = if offline_streak > 0 {
+            // `sync now` from another process asks this worker to sync.
+            let asked = self
+                .store
+                .read(|tx| tx.state("sync_request"))?
+                .filter(|r| Some(r) != served.as_ref());
+            let cycles = if asked.is_some() {
+                Cycles::BOTH
+            } else if offline_streak > 0 {
                 // Offline: try again (both ways) only when the backoff ends.
                 let retry = now >= next_upload;
                 Cycles {
@@ -144,6 +152,14 @@ impl<T: Transport> Worker<T> {
                     cycles,
                 )
                 .await?;
+                if let Some(request) = asked {
+                    let json = serde_json::to_string(&report).unwrap_or_default();
+                    self.store.write(|tx| {
+                        tx.set_state("sync_done_report", &json)?;
+                        tx.set_state("sync_done", &request)
+                    })?;
+                    served = Some(request);
+                }
                 seen_version = self.data_version()?;
                 wanted = false;
                 let now = self.cfg.now();

@@ -88,7 +88,7 @@ pub fn now(ctx: &Ctx) -> anyhow::Result<()> {
         });
     };
     let cfg = engine_config(&ws, &config);
-    let report = runtime()?.block_on(acode_sync::sync_now(&mut store, &transport, &cfg))?;
+    let report = runtime()?.block_on(acode_sync::sync_now_or_ask(&mut store, &transport, &cfg))?;
     ctx.print(&NowView {
         report,
         reason: None,
@@ -151,7 +151,7 @@ pub fn retry(ctx: &Ctx, force: bool, ids: &[String]) -> anyhow::Result<()> {
     let retried = store.write(|tx| tx.retry_failed(&keys, force))?;
     if let Some(transport) = transport(&config, &store)? {
         let cfg = engine_config(&ws, &config);
-        runtime()?.block_on(acode_sync::sync_now(&mut store, &transport, &cfg))?;
+        runtime()?.block_on(acode_sync::sync_now_or_ask(&mut store, &transport, &cfg))?;
     }
     let mut out = Vec::new();
     for (_, fresh, entity, entity_id) in retried {
