@@ -415,7 +415,10 @@ mod tests {
     #[test]
     fn the_server_clock_becomes_an_hlc_floor_that_sorts_after_earlier_stamps() {
         let floor = server_floor("2026-11-22T01:02:04.000Z").unwrap();
-        assert!(floor.as_str() > "2026-11-22T01:02:03.999Z-9999-zzzz", "{floor}");
+        assert!(
+            floor.as_str() > "2026-11-22T01:02:03.999Z-9999-zzzz",
+            "{floor}"
+        );
         assert!(floor.parse::<Hlc>().is_ok());
         assert_eq!(server_floor("yesterday"), None);
     }

@@ -3,6 +3,7 @@
 
 use acode_protocol::{ErrorCode, Id};
 use acode_store::Store;
+use acode_store::sync::state::Lease;
 use serde::{Deserialize, Serialize};
 
 use crate::config::EngineConfig;
@@ -47,19 +48,30 @@ pub async fn sync_now<T: Transport>(
     transport: &T,
     cfg: &EngineConfig,
 ) -> Result<SyncReport, SyncError> {
-    let owner = format!("sync-now:{}:{}", std::process::id(), Id::new());
-    let now = cfg.now();
-    let lease = store.write(|tx| tx.acquire_lease(&owner, now, LEASE_TTL_MS, holder_gone))?;
-    let Some(lease) = lease else {
-        let holder = store
-            .read(|tx| tx.lease())?
-            .map(|l| l.owner)
-            .unwrap_or_default();
-        return Err(SyncError::LeaseHeld(holder));
-    };
+    let (owner, lease) = take_lease(store, "sync-now", cfg.now())?;
     let report = run_cycles(store, transport, cfg, lease.epoch, Cycles::BOTH).await;
     store.write(|tx| tx.release_lease(&owner))?;
     report
+}
+
+/// Takes the workspace's lease as a new owner of `kind` (`sync-now`,
+/// `worker`), or says who holds it.
+pub(crate) fn take_lease(
+    store: &mut Store,
+    kind: &str,
+    now: i64,
+) -> Result<(String, Lease), SyncError> {
+    let owner = format!("{kind}:{}:{}", std::process::id(), Id::new());
+    match store.write(|tx| tx.acquire_lease(&owner, now, LEASE_TTL_MS, holder_gone))? {
+        Some(lease) => Ok((owner, lease)),
+        None => {
+            let holder = store
+                .read(|tx| tx.lease())?
+                .map(|l| l.owner)
+                .unwrap_or_default();
+            Err(SyncError::LeaseHeld(holder))
+        }
+    }
 }
 
 /// How long `sync now` waits for a running worker to serve its request.

@@ -9,13 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use acode_protocol::Id;
 use acode_store::Store;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::EngineConfig;
-use crate::engine::{Cycles, LEASE_TTL_MS, Mode, SyncReport, holder_gone, run_cycles};
+use crate::engine::{Cycles, LEASE_TTL_MS, Mode, SyncReport, holder_gone, run_cycles, take_lease};
 use crate::error::SyncError;
 use crate::retry::RetryPolicy;
 use crate::transport::Transport;
@@ -45,16 +44,7 @@ impl SyncEngine {
         transport: T,
         cfg: EngineConfig,
     ) -> Result<SyncEngine, SyncError> {
-        let owner = format!("worker:{}:{}", std::process::id(), Id::new());
-        let lease =
-            store.write(|tx| tx.acquire_lease(&owner, cfg.now(), LEASE_TTL_MS, holder_gone))?;
-        let Some(lease) = lease else {
-            let holder = store
-                .read(|tx| tx.lease())?
-                .map(|l| l.owner)
-                .unwrap_or_default();
-            return Err(SyncError::LeaseHeld(holder));
-        };
+        let (owner, lease) = take_lease(&mut store, "worker", cfg.now())?;
         let (stop, stopped) = watch::channel(false);
         let wake = Arc::new(Notify::new());
         let worker = Worker {
