@@ -9,8 +9,9 @@
 use std::collections::{HashMap, HashSet};
 
 use acode_protocol::{Change, Entity, Hlc, ItemResult, Op};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio_postgres::Transaction;
+use tokio_postgres::types::ToSql;
 
 use crate::change::{MAX_CLOCK_LEAD_MS, redact, validate};
 use crate::error::{RemoteError, Result};
@@ -234,12 +235,12 @@ async fn write_all(
     server_now_ms: i64,
 ) -> Result<Vec<(usize, ItemResult)>, tokio_postgres::Error> {
     let mut results = Vec::with_capacity(writes.len());
+    let head: [&(dyn ToSql + Sync); 2] = [&device.tenant_id, &device.device_id];
     for entity in Entity::ALL {
-        let mut inserts = Vec::new();
-        let mut updates = Vec::new();
-        let mut feed = Vec::new();
+        let mut inserts = Columns::new(entity);
+        let mut updates = Columns::new(entity);
         let mut index: HashMap<String, usize> = HashMap::new();
-        for (ord, (i, w)) in writes.iter().enumerate() {
+        for (i, w) in writes {
             let c = &changes[*i];
             if c.entity != entity {
                 continue;
@@ -249,41 +250,46 @@ async fn write_all(
             redact(entity, &mut data);
             let hlc = clamped(&c.hlc, server_now_ms);
             match w {
-                Write::Create => inserts.push(json!({"id": id, "d": data, "hlc": hlc, "ord": ord})),
+                Write::Create => inserts.push(&id, c.key.to_string(), hlc, &data, None),
                 Write::Update { version } => {
-                    updates.push(json!({"id": id, "d": data, "hlc": hlc, "version": version}))
+                    updates.push(&id, c.key.to_string(), hlc, &data, Some(*version))
                 }
             }
-            feed.push(json!({"id": id, "key": c.key.to_string()}));
             index.insert(id, *i);
         }
-        if feed.is_empty() {
-            continue;
-        }
         let mut written = Vec::new();
-        if !inserts.is_empty() {
-            written.extend(
-                tx.query(
-                    &mirror::insert_many(entity),
-                    &[&device.tenant_id, &device.device_id, &Value::Array(inserts)],
+        for (group, update) in [(&inserts, false), (&updates, true)] {
+            if group.ids.is_empty() {
+                continue;
+            }
+            let statement = if update {
+                mirror::update_many(entity)
+            } else {
+                mirror::insert_many(entity)
+            };
+            let mut params = group.params(&head, update);
+            if group.complete() {
+                // Devices send every column: the feed takes the data as sent.
+                let n = params.len();
+                params.push(&group.keys);
+                params.push(&group.data);
+                let sql = mirror::with_feed(entity, &statement, n + 1, n + 2);
+                written.extend(tx.query(&sql, &params).await?);
+            } else {
+                written.extend(tx.query(&statement, &params).await?);
+                tx.execute(
+                    &mirror::feed_append_many(entity),
+                    &[
+                        &device.tenant_id,
+                        &entity.as_str(),
+                        &group.ids,
+                        &group.keys,
+                        &group.data,
+                    ],
                 )
-                .await?,
-            );
+                .await?;
+            }
         }
-        if !updates.is_empty() {
-            written.extend(
-                tx.query(
-                    &mirror::update_many(entity),
-                    &[&device.tenant_id, &device.device_id, &Value::Array(updates)],
-                )
-                .await?,
-            );
-        }
-        tx.execute(
-            &mirror::feed_append_many(entity),
-            &[&device.tenant_id, &entity.as_str(), &Value::Array(feed)],
-        )
-        .await?;
         for r in written {
             let id: String = r.get(0);
             if let Some(&i) = index.get(&id) {
@@ -300,6 +306,84 @@ async fn write_all(
         }
     }
     Ok(results)
+}
+
+/// The changes of one entity as one array per column (what `unnest`
+/// takes), with whether each change named the column, and what the feed
+/// needs: keys, and the data as JSON text when it names every column.
+struct Columns {
+    entity: Entity,
+    ids: Vec<String>,
+    keys: Vec<String>,
+    hlcs: Vec<String>,
+    versions: Vec<i64>,
+    values: Vec<Vec<Option<String>>>,
+    named: Vec<Vec<bool>>,
+    data: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn new(entity: Entity) -> Self {
+        let n = entity.data_columns().len();
+        Columns {
+            entity,
+            ids: Vec::new(),
+            keys: Vec::new(),
+            hlcs: Vec::new(),
+            versions: Vec::new(),
+            values: vec![Vec::new(); n],
+            named: vec![Vec::new(); n],
+            data: Vec::new(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        id: &str,
+        key: String,
+        hlc: String,
+        data: &Map<String, Value>,
+        version: Option<i64>,
+    ) {
+        self.ids.push(id.to_string());
+        self.keys.push(key);
+        self.hlcs.push(hlc);
+        self.versions.extend(version);
+        let mut complete = true;
+        for (k, col) in self.entity.data_columns().iter().enumerate() {
+            let v = data.get(*col);
+            complete &= v.is_some();
+            self.named[k].push(v.is_some());
+            self.values[k].push(v.and_then(Value::as_str).map(str::to_owned));
+        }
+        self.data
+            .push(complete.then(|| Value::Object(data.clone()).to_string()));
+    }
+
+    /// Whether every change names every column.
+    fn complete(&self) -> bool {
+        self.data.iter().all(Option::is_some)
+    }
+
+    /// `head`, ids, HLCs, then for an update the new versions and each
+    /// column's values with whether it is named; for an insert the values.
+    fn params<'a>(
+        &'a self,
+        head: &[&'a (dyn ToSql + Sync); 2],
+        update: bool,
+    ) -> Vec<&'a (dyn ToSql + Sync)> {
+        let mut p: Vec<&(dyn ToSql + Sync)> = vec![head[0], head[1], &self.ids, &self.hlcs];
+        if update {
+            p.push(&self.versions);
+        }
+        for k in 0..self.values.len() {
+            p.push(&self.values[k]);
+            if update {
+                p.push(&self.named[k]);
+            }
+        }
+        p
+    }
 }
 
 fn clamped(hlc: &str, server_now_ms: i64) -> String {

@@ -200,8 +200,7 @@ pub(crate) fn select_privacy(entity: Entity) -> String {
     )
 }
 
-// Set-based forms for a whole batch (`fast.rs`). `$3` is a JSON array of
-// records; `x.d` is a change's data.
+// Set-based forms for a whole batch (`fast.rs`), fed with typed arrays.
 
 /// `$1` tenant, `$2` ids: the rows, locked, with what the version check needs.
 pub(crate) fn select_many_for_update(entity: Entity) -> String {
@@ -221,58 +220,102 @@ pub(crate) fn select_live_many(entity: Entity) -> String {
     )
 }
 
-/// `$1` tenant, `$2` device, `$3` `[{id, d, hlc, ord}]`: new rows at
-/// version 1, sequence numbers drawn in batch order.
+/// A column of `u` (the unnested arrays) cast to the column's type.
+fn typed(col: &str) -> String {
+    if is_time(col) {
+        format!("u.c_{col}::timestamptz")
+    } else {
+        format!("u.c_{col}")
+    }
+}
+
+/// `$1` tenant, `$2` device, `$3` ids, `$4` HLCs, then one `text[]` per
+/// data column: new rows at version 1, sequence numbers in batch order.
+/// Typed arrays, not JSON: the values are not parsed again on the server.
 pub(crate) fn insert_many(entity: Entity) -> String {
     let cols = entity.data_columns();
-    let values: Vec<String> = cols.iter().map(|c| value_from("x.d", c)).collect();
+    let arrays: Vec<String> = (0..cols.len())
+        .map(|i| format!("${}::text[]", i + 5))
+        .collect();
+    let names: Vec<String> = cols.iter().map(|c| format!("c_{c}")).collect();
+    let values: Vec<String> = cols.iter().map(|c| typed(c)).collect();
     format!(
         "INSERT INTO {table} (tenant_id, id, {cols}, version, hlc, origin_device, deleted, server_seq)
-         SELECT $1, x.id, {values}, 1, x.hlc, $2, false, nextval('sync_changes_seq')
-         FROM (SELECT * FROM jsonb_to_recordset($3::jsonb) AS r(id text, d jsonb, hlc text, ord int) ORDER BY ord) AS x
-         RETURNING id, server_seq, version",
+         SELECT $1, u.id, {values}, 1, u.hlc, $2, false, nextval('sync_changes_seq')
+         FROM unnest($3::text[], $4::text[], {arrays}) WITH ORDINALITY AS u(id, hlc, {names}, ord)
+         ORDER BY u.ord
+         RETURNING id, server_seq, version, hlc, origin_device",
         table = entity.table(),
         cols = cols.join(", "),
-        values = values.join(", ")
+        values = values.join(", "),
+        arrays = arrays.join(", "),
+        names = names.join(", ")
     )
 }
 
-/// `$1` tenant, `$2` device, `$3` `[{id, d, hlc, version}]`: the named
-/// columns of existing rows.
+/// `$1` tenant, `$2` device, `$3` ids, `$4` HLCs, `$5` new versions, then
+/// per data column a `text[]` of values and a `bool[]` saying whether the
+/// change names it (a column it does not name keeps its value, rule 14).
 pub(crate) fn update_many(entity: Entity) -> String {
-    let sets: Vec<String> = entity
-        .data_columns()
+    let cols = entity.data_columns();
+    let mut arrays = Vec::new();
+    let mut names = Vec::new();
+    for (i, c) in cols.iter().enumerate() {
+        arrays.push(format!("${}::text[], ${}::bool[]", 6 + 2 * i, 7 + 2 * i));
+        names.push(format!("c_{c}, n_{c}"));
+    }
+    let sets: Vec<String> = cols
         .iter()
-        .map(|c| {
-            format!(
-                "{c} = CASE WHEN x.d ? '{c}' THEN {} ELSE t.{c} END",
-                value_from("x.d", c)
-            )
-        })
+        .map(|c| format!("{c} = CASE WHEN u.n_{c} THEN {} ELSE t.{c} END", typed(c)))
         .collect();
     format!(
-        "UPDATE {table} AS t SET {sets}, version = x.version, hlc = x.hlc, origin_device = $2,
+        "UPDATE {table} AS t SET {sets}, version = u.version, hlc = u.hlc, origin_device = $2,
                 deleted = false, server_seq = nextval('sync_changes_seq')
-         FROM jsonb_to_recordset($3::jsonb) AS x(id text, d jsonb, hlc text, version bigint)
-         WHERE t.tenant_id = $1 AND t.id = x.id
-         RETURNING t.id, t.server_seq, t.version",
+         FROM unnest($3::text[], $4::text[], $5::bigint[], {arrays}) AS u(id, hlc, version, {names})
+         WHERE t.tenant_id = $1 AND t.id = u.id
+         RETURNING t.id, t.server_seq, t.version, t.hlc, t.origin_device",
         table = entity.table(),
-        sets = sets.join(", ")
+        sets = sets.join(", "),
+        arrays = arrays.join(", "),
+        names = names.join(", ")
     )
 }
 
-/// `$1` tenant, `$2` entity, `$3` `[{id, key}]`: the feed entries of the
-/// rows just written, replacing their previous ones.
+/// `$1` tenant, `$2` entity, `$3` ids, `$4` keys, `$5` the rows' data as
+/// JSON text when the change named every column (NULL: read the row): the
+/// feed entries of the rows just written, replacing their previous ones.
 pub(crate) fn feed_append_many(entity: Entity) -> String {
     format!(
         "INSERT INTO sync_changes (seq, tenant_id, entity, entity_id, key, version, op, data, origin_device, hlc)
-         SELECT t.server_seq, t.tenant_id, $2, t.id, x.key, t.version, 'upsert', {json}, t.origin_device, t.hlc
-         FROM {table} AS t JOIN jsonb_to_recordset($3::jsonb) AS x(id text, key text) ON t.id = x.id
+         SELECT t.server_seq, t.tenant_id, $2, t.id, u.key, t.version, 'upsert',
+                coalesce(u.d::jsonb, {json}), t.origin_device, t.hlc
+         FROM {table} AS t JOIN unnest($3::text[], $4::text[], $5::text[]) AS u(id, key, d) ON t.id = u.id
          WHERE t.tenant_id = $1
          ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE
          SET seq = excluded.seq, key = excluded.key, version = excluded.version, op = excluded.op,
              data = excluded.data, origin_device = excluded.origin_device, hlc = excluded.hlc",
         json = row_json(entity),
         table = entity.table()
+    )
+}
+
+/// `statement` (an insert or update of `entity` returning `id, server_seq,
+/// version, hlc, origin_device`) with the feed entries of the rows it wrote,
+/// in one statement: `$tenant` (1), the ids (3), and `keys`, `data` (the
+/// rows' complete data as JSON text, as the changes named it) at the given
+/// parameter numbers. No scan of the mirror table is needed to find them.
+pub(crate) fn with_feed(entity: Entity, statement: &str, keys: usize, data: usize) -> String {
+    format!(
+        "WITH w AS ({statement}),
+         f AS (
+             INSERT INTO sync_changes (seq, tenant_id, entity, entity_id, key, version, op, data, origin_device, hlc)
+             SELECT w.server_seq, $1, '{entity}', w.id, u.key, w.version, 'upsert', u.d::jsonb, w.origin_device, w.hlc
+             FROM w JOIN unnest($3::text[], ${keys}::text[], ${data}::text[]) AS u(id, key, d) ON u.id = w.id
+             ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE
+             SET seq = excluded.seq, key = excluded.key, version = excluded.version, op = excluded.op,
+                 data = excluded.data, origin_device = excluded.origin_device, hlc = excluded.hlc
+         )
+         SELECT id, server_seq, version FROM w",
+        entity = entity.as_str()
     )
 }
