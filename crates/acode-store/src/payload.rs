@@ -2,6 +2,8 @@
 //! when the batch is built and redacted by the row's effective privacy at
 //! that moment (DESIGN.md §4, §15 rule 7).
 
+use std::collections::HashMap;
+
 use acode_protocol::{Entity, Id, Privacy};
 use rusqlite::OptionalExtension;
 use rusqlite::types::ValueRef;
@@ -100,21 +102,7 @@ impl Tx<'_> {
             .query_row([id.to_string()], |row| {
                 let mut data = Map::new();
                 for (i, col) in cols.iter().enumerate() {
-                    let v = match row.get_ref(i)? {
-                        ValueRef::Null => Value::Null,
-                        ValueRef::Integer(n) => Value::from(n),
-                        ValueRef::Real(x) => Value::from(x),
-                        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
-                        // Our columns are TEXT; a BLOB was written by hand.
-                        ValueRef::Blob(_) => {
-                            return Err(rusqlite::Error::InvalidColumnType(
-                                i,
-                                (*col).to_string(),
-                                rusqlite::types::Type::Blob,
-                            ));
-                        }
-                    };
-                    data.insert((*col).to_string(), v);
+                    data.insert((*col).to_string(), json_value(row, i, col)?);
                 }
                 Ok(data)
             })
@@ -124,17 +112,63 @@ impl Tx<'_> {
         };
         redact(entity, &mut data, privacy);
         if privacy == Privacy::Full && self.has_placeholders(entity, id)? {
-            // Content this device never had is not uploaded as content.
-            for col in entity.content_columns() {
-                let stand_in = placeholder(entity, col)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null);
-                if data.get(*col) == Some(&stand_in) {
-                    data.remove(*col);
-                }
-            }
+            drop_placeholders(entity, &mut data);
         }
         Ok(Some(Payload { data, privacy }))
+    }
+
+    /// [`Tx::payload`] for many rows of one entity in one query (the upload
+    /// batch reads hundreds at a time). Rows that are gone or local-only are
+    /// absent from the map.
+    pub fn payloads(&self, entity: Entity, ids: &[Id]) -> Result<HashMap<Id, Payload>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let cols = entity.data_columns();
+        let wanted: Vec<String> = ids.iter().map(Id::to_string).collect();
+        let wanted =
+            serde_json::to_string(&wanted).map_err(|e| StoreError::Internal(e.to_string()))?;
+        // The effective level as a correlated subquery of the same per-entity
+        // SQL `effective_privacy_of` runs (its `?1` names the row).
+        let level = privacy_sql(entity).replace("?1", "e.id");
+        let sql = format!(
+            "SELECT e.id, ({level}), p.entity_id IS NOT NULL, {cols}
+             FROM json_each(?1) AS w CROSS JOIN {table} e ON e.id = w.value
+             LEFT JOIN sync_placeholders p ON p.entity = '{name}' AND p.entity_id = e.id",
+            cols = cols
+                .iter()
+                .map(|c| format!("e.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            table = entity.table(),
+            name = entity.as_str(),
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([wanted])?;
+        while let Some(row) = rows.next()? {
+            let id: Id = crate::record::id_column(row, 0)?;
+            let Some(privacy) = row
+                .get::<_, Option<String>>(1)?
+                .and_then(|l| l.parse::<Privacy>().ok())
+            else {
+                continue;
+            };
+            if privacy == Privacy::LocalOnly {
+                continue;
+            }
+            let stood_in: bool = row.get(2)?;
+            let mut data = Map::new();
+            for (i, col) in cols.iter().enumerate() {
+                data.insert((*col).to_string(), json_value(row, i + 3, col)?);
+            }
+            redact(entity, &mut data, privacy);
+            if privacy == Privacy::Full && stood_in {
+                drop_placeholders(entity, &mut data);
+            }
+            out.insert(id, Payload { data, privacy });
+        }
+        Ok(out)
     }
 
     /// Whether the row holds placeholders instead of content (it arrived
@@ -146,6 +180,37 @@ impl Tx<'_> {
             .query_row((entity.as_str(), id.to_string()), |_| Ok(()))
             .optional()?
             .is_some())
+    }
+}
+
+/// A column value as JSON (our columns are TEXT; a BLOB was written by
+/// hand and is refused).
+fn json_value(row: &rusqlite::Row<'_>, i: usize, col: &str) -> rusqlite::Result<Value> {
+    Ok(match row.get_ref(i)? {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(n) => Value::from(n),
+        ValueRef::Real(x) => Value::from(x),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(_) => {
+            return Err(rusqlite::Error::InvalidColumnType(
+                i,
+                col.to_string(),
+                rusqlite::types::Type::Blob,
+            ));
+        }
+    })
+}
+
+/// Content this device never had is not uploaded as content: a column
+/// still holding its placeholder is left out of the data.
+fn drop_placeholders(entity: Entity, data: &mut Map<String, Value>) {
+    for col in entity.content_columns() {
+        let stand_in = placeholder(entity, col)
+            .map(Value::from)
+            .unwrap_or(Value::Null);
+        if data.get(*col) == Some(&stand_in) {
+            data.remove(*col);
+        }
     }
 }
 

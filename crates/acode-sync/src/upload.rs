@@ -2,7 +2,7 @@
 //! flight, or plan and freeze a new one; push it; settle every result in one
 //! local transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use acode_protocol::{
@@ -12,7 +12,7 @@ use acode_store::outbox::{ChangeOp, EntryStatus};
 use acode_store::sync::conflicts::NewConflict;
 use acode_store::sync::queue::RowRemote;
 use acode_store::sync::queue::{FrozenBatch, FrozenChange};
-use acode_store::{Store, Tx};
+use acode_store::{Payload, Store, Tx};
 use serde_json::{Value, json};
 
 use crate::config::EngineConfig;
@@ -136,12 +136,15 @@ fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Optio
     let mut changes: Vec<FrozenChange> = Vec::new();
     let mut bytes = 0;
     let mut in_batch: HashSet<(Entity, Id)> = HashSet::new();
-    'rows: for row in batcher::plan(&queue, now) {
+    let plans = batcher::plan(&queue, now);
+    let (mut payloads, versions) = prefetch(tx, &plans)?;
+    let version_of = |entity: Entity, id: Id| versions.get(&(entity, id)).copied().unwrap_or(0);
+    'rows: for row in plans {
         if changes.len() >= cfg.batch_size {
             break;
         }
-        let base_version = tx.server_version(row.entity, row.id)?;
-        let (op, data) = match tx.payload(row.entity, row.id)? {
+        let base_version = version_of(row.entity, row.id);
+        let (op, data) = match payloads.remove(&(row.entity, row.id)) {
             Some(p) => (Op::Upsert, Some(p.data)),
             None if row.op == ChangeOp::Delete && base_version > 0 => (Op::Delete, None),
             None => {
@@ -153,16 +156,8 @@ fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Optio
         };
         if base_version == 0 {
             // A new row waits for its parents to reach the server (rule 3).
-            for (parent, col) in row.entity.cascading_parents() {
-                let Some(pid) = data
-                    .as_ref()
-                    .and_then(|d| d.get(*col))
-                    .and_then(Value::as_str)
-                else {
-                    continue;
-                };
-                let Ok(pid) = pid.parse::<Id>() else { continue };
-                if !in_batch.contains(&(*parent, pid)) && tx.server_version(*parent, pid)? == 0 {
+            for (parent, pid) in parents_of(row.entity, data.as_ref()) {
+                if !in_batch.contains(&(parent, pid)) && version_of(parent, pid) == 0 {
                     continue 'rows;
                 }
             }
@@ -206,6 +201,59 @@ fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Optio
         attempts: 0,
         next_retry_at: None,
     }))
+}
+
+/// The parents a row names (its cascading parents), from its data.
+fn parents_of(entity: Entity, data: Option<&serde_json::Map<String, Value>>) -> Vec<(Entity, Id)> {
+    entity
+        .cascading_parents()
+        .iter()
+        .filter_map(|(parent, col)| {
+            let pid = data?.get(*col)?.as_str()?.parse::<Id>().ok()?;
+            Some((*parent, pid))
+        })
+        .collect()
+}
+
+type Prefetched = (HashMap<(Entity, Id), Payload>, HashMap<(Entity, Id), i64>);
+
+/// The payloads and server versions of the planned rows, and the server
+/// versions of their parents: one query per entity, not three per row.
+fn prefetch(tx: &Tx<'_>, plans: &[batcher::RowPlan]) -> acode_store::Result<Prefetched> {
+    let mut ids: HashMap<Entity, Vec<Id>> = HashMap::new();
+    for p in plans {
+        ids.entry(p.entity).or_default().push(p.id);
+    }
+    let mut payloads = HashMap::new();
+    let mut versions = HashMap::new();
+    for (entity, ids) in &ids {
+        payloads.extend(
+            tx.payloads(*entity, ids)?
+                .into_iter()
+                .map(|(id, p)| ((*entity, id), p)),
+        );
+        versions.extend(
+            tx.server_versions(*entity, ids)?
+                .into_iter()
+                .map(|(id, v)| ((*entity, id), v)),
+        );
+    }
+    let mut parents: HashMap<Entity, Vec<Id>> = HashMap::new();
+    for ((entity, id), p) in &payloads {
+        if !versions.contains_key(&(*entity, *id)) {
+            for (parent, pid) in parents_of(*entity, Some(&p.data)) {
+                parents.entry(parent).or_default().push(pid);
+            }
+        }
+    }
+    for (entity, ids) in &parents {
+        versions.extend(
+            tx.server_versions(*entity, ids)?
+                .into_iter()
+                .map(|(id, v)| ((*entity, id), v)),
+        );
+    }
+    Ok((payloads, versions))
 }
 
 /// A batch that failed as a whole. `retry` is `Some` for a transient
@@ -306,6 +354,9 @@ fn settle(
     let mut files = Vec::new();
     let counts = store.apply_remote(|tx| {
         tx.check_epoch(epoch)?;
+        // Plain successes are settled together after the loop.
+        let mut synced_seqs: Vec<i64> = Vec::new();
+        let mut synced_rows = Vec::new();
         // Read only when a remote winner must cancel newer local entries.
         let mut queue = None;
         let mut counts = Counts { changes: batch.changes.len(), ..Counts::default() };
@@ -314,8 +365,8 @@ fn settle(
             let last = fc.seqs.iter().copied().max();
             match result {
                 ItemResult::Applied { version, .. } | ItemResult::Duplicate { version, .. } => {
-                    tx.settle(&fc.seqs, EntryStatus::Synced, None, now)?;
-                    tx.set_row_remote(c.entity, c.id, &RowRemote::synced(*version, last), now)?;
+                    synced_seqs.extend_from_slice(&fc.seqs);
+                    synced_rows.push((c.entity, c.id, *version, last.unwrap_or(0)));
                     counts.uploaded += 1;
                 }
                 ItemResult::Rejected { code, message, .. } => {
@@ -374,6 +425,8 @@ fn settle(
                 }
             }
         }
+        tx.settle(&synced_seqs, EntryStatus::Synced, None, now)?;
+        tx.set_rows_synced(&synced_rows, now)?;
         tx.set_state("last_push_at", &stamp)?;
         if let Some(floor) = download::server_floor(&response.server_time) {
             tx.observe_hlc(&floor)?;

@@ -125,6 +125,22 @@ impl Tx<'_> {
             .unwrap_or(0))
     }
 
+    /// [`Tx::server_version`] for many rows of one entity in one query;
+    /// rows the remote never had are absent (version 0).
+    pub fn server_versions(&self, entity: Entity, ids: &[Id]) -> Result<HashMap<Id, i64>> {
+        let wanted: Vec<String> = ids.iter().map(Id::to_string).collect();
+        let wanted =
+            serde_json::to_string(&wanted).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.entity_id, r.server_version
+             FROM json_each(?2) AS w CROSS JOIN sync_row_remote r ON r.entity = ?1 AND r.entity_id = w.value",
+        )?;
+        let rows = stmt.query_map((entity.as_str(), wanted), |r| {
+            Ok((id_column(r, 0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Fixes a batch: its key, and for each change the base version and
     /// payload. The change is stored on the row's first entry in the batch,
     /// so reading the batch back in entry order gives the changes in the
@@ -209,20 +225,52 @@ impl Tx<'_> {
         error: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "UPDATE sync_outbox SET status = ?2, last_error = ?3, settled_at = ?4, next_retry_at = NULL
-             WHERE seq = ?1",
-        )?;
-        let mut remove = self
-            .conn
-            .prepare_cached("DELETE FROM sync_outbox WHERE seq = ?1")?;
-        let done = matches!(status, EntryStatus::Synced | EntryStatus::Superseded);
-        for seq in seqs {
-            stmt.execute((seq, status.as_str(), error, now))?;
-            if done {
-                remove.execute([seq])?;
-            }
+        if seqs.is_empty() {
+            return Ok(());
         }
+        let list = serde_json::to_string(seqs).map_err(|e| StoreError::Internal(e.to_string()))?;
+        if matches!(status, EntryStatus::Synced | EntryStatus::Superseded) {
+            self.conn
+                .prepare_cached(
+                    "DELETE FROM sync_outbox WHERE seq IN (SELECT value FROM json_each(?1))",
+                )?
+                .execute([&list])?;
+        }
+        // What stays: failed entries, and the outbox's newest entry.
+        self.conn
+            .prepare_cached(
+                "UPDATE sync_outbox SET status = ?2, last_error = ?3, settled_at = ?4, next_retry_at = NULL
+                 WHERE seq IN (SELECT value FROM json_each(?1))",
+            )?
+            .execute((&list, status.as_str(), error, now))?;
+        Ok(())
+    }
+
+    /// Records many rows as synced at their server versions (see
+    /// [`Tx::set_row_remote`]) in one statement: `(entity, id, version,
+    /// last settled seq)`.
+    pub fn set_rows_synced(&self, rows: &[(Entity, Id, i64, i64)], now: i64) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<(&str, String, i64, i64)> = rows
+            .iter()
+            .map(|(e, id, v, seq)| (e.as_str(), id.to_string(), *v, *seq))
+            .collect();
+        let list = serde_json::to_string(&list).map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sync_row_remote (entity, entity_id, server_version, status, last_error, settled_seq, updated_at)
+                 SELECT j.value->>0, j.value->>1, j.value->>2, 'synced', NULL, j.value->>3, ?2
+                 FROM json_each(?1) AS j WHERE true
+                 ON CONFLICT (entity, entity_id) DO UPDATE SET
+                     server_version = max(server_version, excluded.server_version),
+                     status = CASE WHEN status = 'conflict' THEN 'conflict' ELSE 'synced' END,
+                     last_error = NULL,
+                     settled_seq = max(settled_seq, excluded.settled_seq),
+                     updated_at = excluded.updated_at",
+            )?
+            .execute((list, now))?;
         Ok(())
     }
 
