@@ -30,6 +30,10 @@ pub enum RemoteError {
         "client schema version {client} is newer than the server's {server}: waiting for the server to be upgraded"
     )]
     SchemaTooNew { client: u32, server: u32 },
+    #[error(
+        "cursor {cursor} expired: tombstones below {purged_below} were purged; pull again from 0"
+    )]
+    CursorExpired { cursor: i64, purged_below: i64 },
     #[error("invalid cursor {0:?}: expected the next_cursor of an earlier pull, or 0")]
     BadCursor(String),
     #[error("stored data is not what this server wrote: {0}")]
@@ -49,6 +53,7 @@ impl RemoteError {
             RemoteError::Migration(_) => ErrorCode::SyncBatchFailed,
             RemoteError::BatchKeyReused(_) => ErrorCode::SyncKeyReused,
             RemoteError::BadCursor(_) => ErrorCode::SyncInvalidPayload,
+            RemoteError::CursorExpired { .. } => ErrorCode::SyncCursorExpired,
             RemoteError::Forbidden(_) => ErrorCode::AuthForbidden,
             RemoteError::SchemaTooNew { .. } => ErrorCode::SyncSchemaMismatch,
         }

@@ -22,6 +22,26 @@ impl Remote {
             .ok_or_else(|| RemoteError::BadCursor(since.chars().take(40).collect()))?;
         let limit = i64::from(limit.clamp(1, MAX_LIMIT));
         let client = self.client().await?;
+        // The device has applied everything up to `since`: remember it (the
+        // purge horizon), and refuse a cursor behind purged tombstones.
+        let purged_below: i64 = client
+            .query_one(
+                "WITH seen AS (
+                     UPDATE sync_devices SET last_pulled_seq = greatest(last_pulled_seq, $3), last_seen_at = now()
+                     WHERE id = $2 AND tenant_id = $1
+                 )
+                 SELECT purged_below FROM sync_tenants WHERE id = $1",
+                &[&device.tenant_id, &device.device_id, &since],
+            )
+            .await
+            .map_err(RemoteError::db("recording pull progress"))?
+            .get(0);
+        if since > 0 && since < purged_below {
+            return Err(RemoteError::CursorExpired {
+                cursor: since,
+                purged_below,
+            });
+        }
         let rows = client
             .query(
                 "SELECT seq, key, entity, entity_id, op, version, hlc, origin_device, data
@@ -60,5 +80,69 @@ impl Remote {
             has_more,
             server_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         })
+    }
+}
+
+/// What a purge removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Purged {
+    /// Tombstones removed from the feed.
+    pub removed: u64,
+    /// Every active device has applied the feed up to here; tombstones up
+    /// to it are gone, and cursors below it (other than 0) have expired.
+    pub horizon: i64,
+}
+
+impl Remote {
+    /// Removes the feed's tombstones that every active device of the tenant
+    /// has pulled past (rule 10). A device is active when it pulled within
+    /// `active_within` and is not revoked; an inactive one whose cursor is
+    /// behind the horizon gets `cursor_expired` and resyncs from zero.
+    pub async fn purge_tombstones(
+        &self,
+        tenant_id: &str,
+        active_within: std::time::Duration,
+    ) -> Result<Purged> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(RemoteError::db("starting purge"))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(1, hashtext($1))",
+            &[&tenant_id],
+        )
+        .await
+        .map_err(RemoteError::db("locking tenant"))?;
+        let seconds = active_within.as_secs_f64();
+        let horizon: i64 = tx
+            .query_one(
+                "SELECT coalesce(
+                     (SELECT min(last_pulled_seq) FROM sync_devices
+                      WHERE tenant_id = $1 AND revoked_at IS NULL
+                        AND last_seen_at > now() - make_interval(secs => $2)),
+                     (SELECT coalesce(max(seq), 0) FROM sync_changes WHERE tenant_id = $1))",
+                &[&tenant_id, &seconds],
+            )
+            .await
+            .map_err(RemoteError::db("finding the purge horizon"))?
+            .get(0);
+        let removed = tx
+            .execute(
+                "DELETE FROM sync_changes WHERE tenant_id = $1 AND op = 'delete' AND seq <= $2",
+                &[&tenant_id, &horizon],
+            )
+            .await
+            .map_err(RemoteError::db("purging tombstones"))?;
+        tx.execute(
+            "UPDATE sync_tenants SET purged_below = greatest(purged_below, $2) WHERE id = $1",
+            &[&tenant_id, &horizon],
+        )
+        .await
+        .map_err(RemoteError::db("recording the purge"))?;
+        tx.commit()
+            .await
+            .map_err(RemoteError::db("committing purge"))?;
+        Ok(Purged { removed, horizon })
     }
 }

@@ -384,3 +384,87 @@ async fn no_change_is_skipped_by_a_puller_racing_concurrent_pushers() {
     assert!(rest.changes.is_empty(), "nothing beyond what was seen");
     assert_eq!(seen.len(), total);
 }
+
+#[tokio::test]
+async fn rule_10_tombstones_are_purged_only_behind_every_active_device() {
+    let db = TestDb::create();
+    let (remote, writer) = setup(&db).await;
+    let reader = remote
+        .register_device("acme", &Id::new().to_string(), "reader")
+        .await
+        .unwrap();
+    let away = remote
+        .register_device("acme", &Id::new().to_string(), "away")
+        .await
+        .unwrap();
+    let (doomed, kept) = (Id::new(), Id::new());
+    remote
+        .push(
+            &writer,
+            Id::new(),
+            &batch(vec![
+                chat(&writer, doomed, 0, "doomed"),
+                chat(&writer, kept, 0, "kept"),
+            ]),
+        )
+        .await
+        .unwrap();
+    // The away device pulls once, then goes quiet.
+    let away_cursor = remote.pull(&away, "0", 100).await.unwrap().next_cursor;
+    remote.pull(&away, &away_cursor, 100).await.unwrap();
+    let delete = Change {
+        op: Op::Delete,
+        data: None,
+        ..chat(&writer, doomed, 1, "x")
+    };
+    remote
+        .push(&writer, Id::new(), &batch(vec![delete]))
+        .await
+        .unwrap();
+    let page = remote.pull(&reader, "0", 100).await.unwrap();
+    assert!(
+        page.changes
+            .iter()
+            .any(|c| c.id == doomed && c.op == Op::Delete)
+    );
+
+    // The reader has pulled to the end only once it pulls again.
+    let purged = remote
+        .purge_tombstones(&writer.tenant_id, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        purged.removed, 0,
+        "the away device has not pulled past the tombstone"
+    );
+
+    let (client, conn) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute(
+            "UPDATE sync_devices SET last_seen_at = now() - interval '2 days' WHERE id = $1",
+            &[&away.device_id],
+        )
+        .await
+        .unwrap();
+    remote.pull(&reader, &page.next_cursor, 100).await.unwrap();
+    let purged = remote
+        .purge_tombstones(&writer.tenant_id, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(purged.removed, 1);
+    let fresh = remote.pull(&reader, "0", 100).await.unwrap();
+    assert_eq!(
+        fresh.changes.len(),
+        1,
+        "a new device gets current state only"
+    );
+    assert_eq!(fresh.changes[0].id, kept);
+
+    // The away device's cursor is behind purged tombstones: it must resync.
+    let err = remote.pull(&away, &away_cursor, 100).await.unwrap_err();
+    assert_eq!(err.code().code(), "ACODE-SYNC-008");
+    assert!(remote.pull(&away, "0", 100).await.is_ok());
+}

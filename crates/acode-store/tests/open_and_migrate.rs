@@ -16,7 +16,7 @@ fn a_fresh_database_has_every_migration_applied_in_order() {
     let status = store.schema_status().unwrap();
     assert!(status.pending.is_empty());
     let versions: Vec<i64> = status.applied.iter().map(|m| m.version).collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
     assert_eq!(status.version, migrations::latest());
     assert_eq!(store.device_id().len(), 26);
 }
@@ -32,9 +32,9 @@ fn opening_without_migrating_shows_pending_migrations_and_migrate_applies_them()
     let mut store = Store::open(&path, &opts).unwrap();
     let status = store.schema_status().unwrap();
     assert_eq!(status.version, 0);
-    assert_eq!(status.pending.len(), 5);
+    assert_eq!(status.pending.len(), 6);
     let outcome = store.migrate(None).unwrap();
-    assert_eq!(outcome.applied.len(), 5);
+    assert_eq!(outcome.applied.len(), 6);
     assert!(
         outcome.backup.is_none(),
         "nothing to back up in an empty database"
@@ -80,7 +80,7 @@ fn an_upgrade_takes_a_backup_first_when_asked_and_runs_uncaptured() {
             .iter()
             .map(|m| m.version)
             .collect::<Vec<_>>(),
-        vec![2, 3, 4, 5]
+        vec![2, 3, 4, 5, 6]
     );
     let backup = outcome.backup.expect("a pre-migration backup");
     assert!(backup.starts_with(&backups));
@@ -112,7 +112,7 @@ fn an_upgrade_takes_no_backup_when_not_asked() {
     let path = dir.path().join("w.db");
     at_version_1(&path);
     let store = Store::open(&path, &OpenOptions::default()).unwrap();
-    assert_eq!(store.opened_with().applied.len(), 4);
+    assert_eq!(store.opened_with().applied.len(), 5);
     assert!(store.opened_with().backup.is_none());
     let files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -49,7 +49,7 @@ pub async fn download_once<T: Transport>(
             // Resync from the start; pending local changes stay queued.
             store.write(|tx| {
                 tx.check_epoch(epoch)?;
-                tx.reset_cursor()
+                tx.begin_resync()
             })?;
             return Ok(DownloadOutcome::Applied {
                 applied: 0,
@@ -95,7 +95,11 @@ pub fn apply_page(
             conflicts: 0,
         };
         let mut applied = 0;
+        let resyncing = tx.resyncing()?;
         for change in &page.changes {
+            if resyncing {
+                tx.mark_seen(change.entity, change.id)?;
+            }
             tx.unpark(change.entity, change.id)?;
             if ctx.apply(tx, change, false)? {
                 applied += 1;
@@ -120,6 +124,18 @@ pub fn apply_page(
         }
         if let Some(floor) = server_floor(&page.server_time) {
             tx.observe_hlc(&floor)?;
+        }
+        if resyncing && !page.has_more {
+            // Caught up from zero: what the remote had and no longer has was
+            // deleted there (its tombstone purged while this device was away).
+            // Rows with unsent local changes stay; their push decides.
+            for (entity, id) in tx.unseen_synced_rows()? {
+                if !ctx.pending.contains_key(&(entity, id)) {
+                    tx.delete_remote(entity, id)?;
+                    tx.forget_row_remote(entity, id)?;
+                }
+            }
+            tx.end_resync()?;
         }
         tx.advance_cursor(&page.next_cursor)?;
         tx.set_state("last_pull_at", &stamp)?;

@@ -94,6 +94,7 @@ impl Transport for PostgresTransport {
             .pull(device, cursor, limit)
             .await
             .map_err(|e| match e {
+                RemoteError::CursorExpired { .. } => TransportError::CursorExpired,
                 RemoteError::BadCursor(_) => TransportError::Permanent {
                     code: ErrorCode::SyncCursorExpired,
                     message: e.to_string(),

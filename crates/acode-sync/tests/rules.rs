@@ -559,3 +559,53 @@ async fn rule_1_a_resent_batch_is_the_same_batch_even_when_rows_interleave() {
         0
     );
 }
+
+#[tokio::test]
+async fn rule_10_a_device_behind_purged_tombstones_resyncs_from_zero() {
+    let db = TestDb::create();
+    let mut a = Dev::new(&db);
+    let mut b = Dev::new(&db);
+    let gone = a.chat("deleted while B is away");
+    let kept = a.chat("renamed while B is away");
+    a.sync().await;
+    b.sync().await;
+    a.delete_chat(gone);
+    a.rename(kept, "renamed");
+    a.sync().await;
+    a.sync().await; // A has now pulled past its own changes
+    // B is away long enough to count as inactive; the tombstone is purged.
+    let client = pg(&db).await;
+    let b_id = b.store.device_id().to_string();
+    client
+        .execute(
+            "UPDATE sync_devices SET last_seen_at = now() - interval '2 days' WHERE id = $1",
+            &[&b_id],
+        )
+        .await
+        .unwrap();
+    let tenant: String = client
+        .query_one("SELECT id FROM sync_tenants WHERE name = 'default'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let purged = a
+        .net
+        .inner
+        .remote()
+        .purge_tombstones(&tenant, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(purged.removed, 1);
+
+    // B comes back with a change of its own: it resyncs, drops the row
+    // deleted meanwhile, takes the rename, and its own change goes up.
+    let mine = b.chat("written by B while away");
+    let report = b.sync().await;
+    assert_eq!(report.mode, Mode::Online, "{report:?}");
+    b.sync().await;
+    assert!(b.get_chat(gone).is_none(), "deleted remotely while away");
+    assert_eq!(b.get_chat(kept).unwrap().title, "renamed");
+    assert!(b.get_chat(mine).is_some());
+    assert!(pg_chat(&client, mine).await.is_some());
+    assert!(!b.store.read(|tx| tx.resyncing()).unwrap());
+}

@@ -8,4 +8,5 @@
 pub mod conflicts;
 pub mod inbox;
 pub mod queue;
+pub mod resync;
 pub mod state;
