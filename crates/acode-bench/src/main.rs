@@ -1,12 +1,13 @@
 //! `acode-bench`: benchmarks that print ratios against references measured
 //! in the same run (BENCH.md). Run one with
 //! `cargo run --release -p acode-bench -- store-commit` (or `export`,
-//! `backup`); `--quick` is the
+//! `backup`, `sync-drain`, `health`); `--quick` is the
 //! smoke CI runs, `--json` is for machines.
 
 mod backup;
 mod export;
 mod fixture;
+mod health;
 mod report;
 mod store_commit;
 mod sync_drain;
@@ -42,6 +43,8 @@ enum Bench {
     Export(export::Args),
     /// Local backup (compressed and not) against a plain file copy.
     Backup(backup::Args),
+    /// A full health run (every check, cache off) against a bare SELECT 1.
+    Health(health::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Export(args) => export::run(&args, cli.quick)?,
         Bench::Backup(args) => backup::run(&args, cli.quick)?,
         Bench::SyncDrain(args) => sync_drain::run(&args, cli.quick)?,
+        Bench::Health(args) => health::run(&args, cli.quick)?,
     };
     report::print(&rows, cli.json)
 }

@@ -49,6 +49,8 @@ pub enum Command {
     /// Synchronisation with the remote
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Run every health check; exit 0 Healthy, 1 Degraded, 2 Unhealthy
+    Health,
     /// Export conversations, messages or runs as JSON, CSV or SQL (streamed)
     Export(ExportArgs),
     /// Server administration: the PostgreSQL database of the sync server

@@ -17,7 +17,7 @@ mod validate;
 pub use error::{ConfigError, Origin};
 pub use keys::{KeyInfo, KeyKind};
 pub use model::{
-    BackupConfig, Config, ConflictConfig, ConflictPolicy, DownloadConfig, Durability,
+    BackupConfig, Config, ConflictConfig, ConflictPolicy, DownloadConfig, Durability, HealthConfig,
     ParseEnumError, RemoteConfig, RetryConfig, StoreConfig, SyncConfig, UploadConfig,
 };
 

@@ -348,3 +348,36 @@ fn null_leaf_is_an_invalid_value() -> TestResult {
     assert_eq!(err.key(), Some("sync.upload.batch_size"));
     Ok(())
 }
+
+#[test]
+fn health_thresholds_load_from_file_and_env() -> TestResult {
+    let (_dir, path) = file(
+        "health:\n  lag_degraded_seconds: 10\n  outbox_pending_unhealthy: 500\n  redis_url: redis://127.0.0.1:6379\n",
+    )?;
+    let c = load(
+        Some(&path),
+        &[
+            ("ACODE_HEALTH_OUTBOX_PENDING_DEGRADED", "50"),
+            ("ACODE_HEALTH_TIMEOUT_SECONDS", "2"),
+        ],
+    )?;
+    assert_eq!(c.health.lag_degraded_seconds, 10);
+    assert_eq!(c.health.lag_unhealthy_seconds, 300);
+    assert_eq!(c.health.outbox_pending_degraded, 50);
+    assert_eq!(c.health.outbox_pending_unhealthy, 500);
+    assert_eq!(c.health.timeout_seconds, 2);
+    assert_eq!(
+        c.health.redis_url.as_deref(),
+        Some("redis://127.0.0.1:6379")
+    );
+    Ok(())
+}
+
+#[test]
+fn health_degraded_past_unhealthy_is_blamed_on_the_variable() {
+    let err = load(None, &[("ACODE_HEALTH_LAG_DEGRADED_SECONDS", "900")]).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalidValue);
+    assert_eq!(err.key(), Some("health.lag_degraded_seconds"));
+    let msg = err.to_string();
+    assert!(msg.contains("ACODE_HEALTH_LAG_DEGRADED_SECONDS"), "{msg}");
+}

@@ -19,6 +19,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// When the local database is copied aside before risky operations.
     pub backup: BackupConfig,
+    /// Where `acode health` (and the server's `/health`) draws the lines
+    /// between Healthy, Degraded and Unhealthy.
+    pub health: HealthConfig,
 }
 
 /// Everything the sync engine needs.
@@ -189,6 +192,82 @@ impl Default for BackupConfig {
     }
 }
 
+/// Thresholds of the health checks (DESIGN.md §9). Each pair names the
+/// value at which a check turns Degraded and the one at which it turns
+/// Unhealthy, so an operator can move either without the other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// How long one check may run before it counts as Unhealthy; a hung
+    /// dependency must not hang the whole report.
+    pub timeout_seconds: u64,
+    /// Changes waiting to upload before the queue counts as backed up.
+    pub outbox_pending_degraded: u64,
+    pub outbox_pending_unhealthy: u64,
+    /// Age of the oldest change not yet uploaded: how stale the remote is.
+    pub lag_degraded_seconds: u64,
+    pub lag_unhealthy_seconds: u64,
+    /// The window over which failed uploads are set against settled ones.
+    pub failure_rate_window_minutes: u64,
+    /// Fewer settled changes than this in the window say nothing about a
+    /// rate (one failure out of two is not a 50 % outage).
+    pub failure_rate_min_settled: u64,
+    pub failure_rate_degraded_percent: u64,
+    pub failure_rate_unhealthy_percent: u64,
+    /// Free space left on the workspace's filesystem; below it, writes
+    /// (and SQLite's WAL) will soon fail.
+    pub disk_free_degraded_mb: u64,
+    pub disk_free_unhealthy_mb: u64,
+    /// Size of the local database file.
+    pub db_size_degraded_mb: u64,
+    pub db_size_unhealthy_mb: u64,
+    /// Size of the WAL file: a large one means checkpoints are starved
+    /// (a reader held open for long) and reads slow down.
+    pub wal_size_degraded_mb: u64,
+    pub wal_size_unhealthy_mb: u64,
+    /// A PostgreSQL or Redis round trip slower than this counts as Degraded.
+    pub slow_round_trip_ms: u64,
+    /// Share of the connection pool (or of the server's connection slots)
+    /// in use.
+    pub pool_usage_degraded_percent: u64,
+    pub pool_usage_unhealthy_percent: u64,
+    /// Age of the oldest open PostgreSQL transaction (or lock wait): a
+    /// long one holds locks and stops vacuum.
+    pub transaction_degraded_seconds: u64,
+    pub transaction_unhealthy_seconds: u64,
+    /// Redis to PING (`redis://…`); unset means the `REDIS_URL` environment
+    /// variable, and no Redis check when that is unset too.
+    pub redis_url: Option<String>,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: 5,
+            outbox_pending_degraded: 1_000,
+            outbox_pending_unhealthy: 10_000,
+            lag_degraded_seconds: 30,
+            lag_unhealthy_seconds: 300,
+            failure_rate_window_minutes: 15,
+            failure_rate_min_settled: 20,
+            failure_rate_degraded_percent: 5,
+            failure_rate_unhealthy_percent: 25,
+            disk_free_degraded_mb: 1_024,
+            disk_free_unhealthy_mb: 100,
+            db_size_degraded_mb: 10_240,
+            db_size_unhealthy_mb: 102_400,
+            wal_size_degraded_mb: 64,
+            wal_size_unhealthy_mb: 512,
+            slow_round_trip_ms: 500,
+            pool_usage_degraded_percent: 80,
+            pool_usage_unhealthy_percent: 95,
+            transaction_degraded_seconds: 60,
+            transaction_unhealthy_seconds: 300,
+            redis_url: None,
+        }
+    }
+}
+
 /// A string naming no variant of a config enum.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} `{value}`: expected one of {}", .expected.join(", "))]
@@ -292,6 +371,14 @@ mod tests {
         assert!(c.sync.conflict.preserve_original);
         assert_eq!(c.store.durability, Durability::Full);
         assert!(c.backup.before_migrate);
+        let h = &c.health;
+        assert_eq!(h.timeout_seconds, 5);
+        assert_eq!((h.lag_degraded_seconds, h.lag_unhealthy_seconds), (30, 300));
+        assert_eq!(
+            (h.outbox_pending_degraded, h.outbox_pending_unhealthy),
+            (1_000, 10_000)
+        );
+        assert_eq!(h.redis_url, None);
     }
 
     #[test]

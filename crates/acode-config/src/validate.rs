@@ -2,7 +2,7 @@
 //! config that parses but cannot work is refused at load time, naming the key.
 
 use crate::error::ConfigError;
-use crate::model::Config;
+use crate::model::{Config, HealthConfig};
 
 /// URL schemes a remote may use: a sync server, or PostgreSQL directly.
 const REMOTE_SCHEMES: &[&str] = &["http://", "https://", "postgres://", "postgresql://"];
@@ -86,6 +86,127 @@ impl Config {
                 "a non-empty tenant name",
             ));
         }
+        self.health.validate()
+    }
+}
+
+impl HealthConfig {
+    /// Each Degraded line must come before its Unhealthy line (for free
+    /// disk space, above it), percents must be percents, and the timeout
+    /// and window must be positive.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let at_least_1 = [
+            ("health.timeout_seconds", self.timeout_seconds),
+            (
+                "health.failure_rate_window_minutes",
+                self.failure_rate_window_minutes,
+            ),
+        ];
+        for (key, value) in at_least_1 {
+            if value < 1 {
+                return Err(ConfigError::invalid(key, value, "at least 1"));
+            }
+        }
+        let percents = [
+            (
+                "health.failure_rate_degraded_percent",
+                self.failure_rate_degraded_percent,
+            ),
+            (
+                "health.failure_rate_unhealthy_percent",
+                self.failure_rate_unhealthy_percent,
+            ),
+            (
+                "health.pool_usage_degraded_percent",
+                self.pool_usage_degraded_percent,
+            ),
+            (
+                "health.pool_usage_unhealthy_percent",
+                self.pool_usage_unhealthy_percent,
+            ),
+        ];
+        for (key, value) in percents {
+            if !(1..=100).contains(&value) {
+                return Err(ConfigError::invalid(key, value, "an integer from 1 to 100"));
+            }
+        }
+        // Growing is worse for each of these: Degraded comes first.
+        let pairs = [
+            (
+                "outbox_pending",
+                self.outbox_pending_degraded,
+                self.outbox_pending_unhealthy,
+                "",
+            ),
+            (
+                "lag",
+                self.lag_degraded_seconds,
+                self.lag_unhealthy_seconds,
+                "_seconds",
+            ),
+            (
+                "failure_rate",
+                self.failure_rate_degraded_percent,
+                self.failure_rate_unhealthy_percent,
+                "_percent",
+            ),
+            (
+                "db_size",
+                self.db_size_degraded_mb,
+                self.db_size_unhealthy_mb,
+                "_mb",
+            ),
+            (
+                "wal_size",
+                self.wal_size_degraded_mb,
+                self.wal_size_unhealthy_mb,
+                "_mb",
+            ),
+            (
+                "pool_usage",
+                self.pool_usage_degraded_percent,
+                self.pool_usage_unhealthy_percent,
+                "_percent",
+            ),
+            (
+                "transaction",
+                self.transaction_degraded_seconds,
+                self.transaction_unhealthy_seconds,
+                "_seconds",
+            ),
+        ];
+        for (name, degraded, unhealthy, unit) in pairs {
+            if degraded > unhealthy {
+                return Err(ConfigError::invalid(
+                    &format!("health.{name}_degraded{unit}"),
+                    degraded,
+                    &format!("at most health.{name}_unhealthy{unit} ({unhealthy})"),
+                ));
+            }
+        }
+        if self.disk_free_degraded_mb < self.disk_free_unhealthy_mb {
+            return Err(ConfigError::invalid(
+                "health.disk_free_degraded_mb",
+                self.disk_free_degraded_mb,
+                &format!(
+                    "at least health.disk_free_unhealthy_mb ({})",
+                    self.disk_free_unhealthy_mb
+                ),
+            ));
+        }
+        if let Some(url) = &self.redis_url {
+            let ok = ["redis://", "rediss://"].iter().any(|s| {
+                url.strip_prefix(s)
+                    .is_some_and(|rest| !rest.trim().is_empty())
+            });
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "health.redis_url",
+                    url,
+                    "a URL starting with redis:// or rediss://",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -143,6 +264,34 @@ mod tests {
                 c.sync.remote.url = Some("https://".into())
             }),
             ("sync.remote.tenant", |c| c.sync.remote.tenant = " ".into()),
+            ("health.timeout_seconds", |c| c.health.timeout_seconds = 0),
+            ("health.failure_rate_window_minutes", |c| {
+                c.health.failure_rate_window_minutes = 0
+            }),
+            ("health.failure_rate_unhealthy_percent", |c| {
+                c.health.failure_rate_unhealthy_percent = 101
+            }),
+            ("health.pool_usage_degraded_percent", |c| {
+                c.health.pool_usage_degraded_percent = 0
+            }),
+            ("health.lag_degraded_seconds", |c| {
+                c.health.lag_degraded_seconds = 301
+            }),
+            ("health.outbox_pending_degraded", |c| {
+                c.health.outbox_pending_degraded = 10_001
+            }),
+            ("health.wal_size_degraded_mb", |c| {
+                c.health.wal_size_degraded_mb = 513
+            }),
+            ("health.transaction_degraded_seconds", |c| {
+                c.health.transaction_degraded_seconds = 301
+            }),
+            ("health.disk_free_degraded_mb", |c| {
+                c.health.disk_free_degraded_mb = 99
+            }),
+            ("health.redis_url", |c| {
+                c.health.redis_url = Some("http://cache".into())
+            }),
         ];
         for (key, change) in cases {
             assert_eq!(rejected_key(change).as_deref(), Some(key));
@@ -160,6 +309,23 @@ mod tests {
         c.sync.upload.batch_size = 1;
         c.sync.remote.url = Some("http://localhost:8080".into());
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn health_thresholds_may_meet() {
+        let mut c = Config::default();
+        c.health.lag_degraded_seconds = 300;
+        c.health.disk_free_degraded_mb = 100;
+        c.health.failure_rate_degraded_percent = 100;
+        c.health.failure_rate_unhealthy_percent = 100;
+        c.health.redis_url = Some("redis://127.0.0.1:6379".into());
+        assert!(c.validate().is_ok());
+        c.health.lag_degraded_seconds = 301;
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("expected at most health.lag_unhealthy_seconds (300)"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 pub use error::{RemoteError, Result};
+pub use schema::latest_version as latest_schema_version;
 pub use tenants::Device;
 
 /// A handle on the server database: a connection pool. Cheap to clone.

@@ -35,3 +35,13 @@ pub(crate) async fn migrate(client: &mut Object) -> Result<Vec<String>> {
         .map(|m| m.to_string())
         .collect())
 }
+
+/// The newest server schema version this build knows.
+pub fn latest_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}

@@ -9,6 +9,7 @@ mod codes;
 mod db;
 mod demo;
 mod export;
+mod health;
 mod init;
 mod msg;
 mod runs;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runs(cmd) => runs::run(&ctx, cmd),
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Sync(cmd) => sync::run(&ctx, cmd),
+        Command::Health => health::run(&ctx),
         Command::Export(args) => export::run(&ctx, args),
         Command::Admin(cmd) => admin::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
