@@ -180,16 +180,33 @@ async fn stored_answer(
 /// oldest unsettled key (rule 8), not by age.
 async fn prune(tx: &Transaction<'_>, device: &Device, oldest: Id) -> Result<()> {
     let oldest = oldest.to_string();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-        [&device.tenant_id, &device.device_id, &oldest];
+    // Only the range since the last prune: [watermark, oldest).
+    let from: Option<String> = tx
+        .query_opt(
+            "UPDATE sync_devices AS d SET ledger_pruned_below = $3
+             FROM (SELECT ledger_pruned_below AS lo FROM sync_devices WHERE id = $2 AND tenant_id = $1) AS old
+             WHERE d.id = $2 AND d.tenant_id = $1 AND old.lo < $3
+             RETURNING old.lo",
+            &[&device.tenant_id, &device.device_id, &oldest],
+        )
+        .await
+        .map_err(RemoteError::db("moving the prune watermark"))?
+        .map(|r| r.get(0));
+    let Some(from) = from else {
+        return Ok(()); // nothing new below the oldest unsettled key
+    };
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&device.tenant_id, &device.device_id, &from, &oldest];
     tx.execute(
-        "DELETE FROM sync_idempotency WHERE tenant_id = $1 AND device_id = $2 AND key < $3",
+        "DELETE FROM sync_idempotency
+         WHERE tenant_id = $1 AND device_id = $2 AND key >= $3 AND key < $4",
         &params,
     )
     .await
     .map_err(RemoteError::db("pruning ledger"))?;
     tx.execute(
-        "DELETE FROM sync_push_batches WHERE tenant_id = $1 AND device_id = $2 AND batch_key < $3",
+        "DELETE FROM sync_push_batches
+         WHERE tenant_id = $1 AND device_id = $2 AND batch_key >= $3 AND batch_key < $4",
         &params,
     )
     .await

@@ -167,7 +167,8 @@ impl Tx<'_> {
     pub fn frozen_batch(&self) -> Result<Option<FrozenBatch>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT batch_key, seq, entity, entity_id, payload, attempts, next_retry_at
-             FROM sync_outbox WHERE status = 'in_flight' ORDER BY seq",
+             FROM sync_outbox INDEXED BY sync_outbox_in_flight
+             WHERE status = 'in_flight' ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
         let mut batch: Option<FrozenBatch> = None;
