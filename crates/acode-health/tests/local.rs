@@ -175,7 +175,7 @@ async fn sync_lag_is_the_age_of_the_oldest_pending_change() {
 /// changes as pushed, at `at`, as the engine does.
 fn settle(store: &mut Store, failed: usize, uploaded: i64, at: i64) {
     let seqs: Vec<i64> = store
-        .read(|tx| tx.pending_window(failed as u32))
+        .read(|tx| tx.pending_window(0, failed as u32))
         .unwrap()
         .iter()
         .map(|e| e.seq)

@@ -179,7 +179,7 @@ fn queue_gauges_follow_the_store() {
     assert!(get(&s, "acode_wal_size_bytes", &[]).unwrap() > 0.0);
 
     let seqs: Vec<i64> = store
-        .read(|tx| tx.pending_window(3))
+        .read(|tx| tx.pending_window(0, 3))
         .unwrap()
         .iter()
         .map(|e| e.seq)

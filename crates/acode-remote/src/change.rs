@@ -228,6 +228,7 @@ async fn apply(
             data: r.get(3),
         });
     let mut data = change.data.clone().unwrap_or_default();
+    normalize_times(&mut data);
     let Some(current) = current else {
         return create(tx, device, change, hlc, data).await;
     };
@@ -484,6 +485,24 @@ async fn write(
     };
     append(tx, device, entity, &id, change.key, change.op).await?;
     Ok((version, seq))
+}
+
+/// Times in the one form the server stores and serves (RFC 3339 UTC with
+/// milliseconds, as devices write them), so every path writes the same
+/// value and equal times compare equal. Validation has checked they parse.
+pub(crate) fn normalize_times(data: &mut Map<String, Value>) {
+    for (col, value) in data.iter_mut() {
+        if !mirror::is_time(col) {
+            continue;
+        }
+        if let Some(t) = value
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            let utc = t.with_timezone(&chrono::Utc);
+            *value = Value::String(utc.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
+    }
 }
 
 /// A redacted row's content is never stored (rule 7).

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
-use crate::change::{MAX_CLOCK_LEAD_MS, redact, validate};
+use crate::change::{MAX_CLOCK_LEAD_MS, normalize_times, redact, validate};
 use crate::error::{RemoteError, Result};
 use crate::{Device, mirror};
 
@@ -247,6 +247,7 @@ async fn write_all(
             }
             let id = c.id.to_string();
             let mut data: Map<String, Value> = c.data.clone().unwrap_or_default();
+            normalize_times(&mut data);
             redact(entity, &mut data);
             let hlc = clamped(&c.hlc, server_now_ms);
             match w {

@@ -9,40 +9,85 @@ use serde_json::Value;
 use crate::error::{RemoteError, Result};
 use crate::{Device, Remote};
 
+/// A position in the feed: the last sequence number applied, and the purge
+/// horizon when the cursor was issued (`<purged_below>.<seq>`; a bare
+/// `<seq>` is from before any purge). A cursor expires only when a purge
+/// since it was issued removed tombstones it had not reached yet: a device
+/// reading from 0 through rows older than the horizon is never refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cursor {
+    purged_below: i64,
+    seq: i64,
+}
+
+impl Cursor {
+    fn parse(text: &str) -> Result<Cursor> {
+        let bad = || RemoteError::BadCursor(text.chars().take(40).collect());
+        let (purged_below, seq) = match text.split_once('.') {
+            Some((p, s)) => (p.parse().map_err(|_| bad())?, s.parse().map_err(|_| bad())?),
+            None => (0, text.parse().map_err(|_| bad())?),
+        };
+        if seq < 0 || purged_below < 0 {
+            return Err(bad());
+        }
+        Ok(Cursor { purged_below, seq })
+    }
+
+    fn expired(&self, purged_below: i64) -> bool {
+        self.seq > 0 && self.purged_below < purged_below && self.seq < purged_below
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.purged_below == 0 {
+            write!(f, "{}", self.seq)
+        } else {
+            write!(f, "{}.{}", self.purged_below, self.seq)
+        }
+    }
+}
+
 /// The most changes one pull returns.
 pub const MAX_LIMIT: u32 = 1000;
 
 impl Remote {
     /// The changes of the device's tenant after `since` (`"0"` at first).
     pub async fn pull(&self, device: &Device, since: &str, limit: u32) -> Result<PullPage> {
-        let since: i64 = since
-            .parse()
-            .ok()
-            .filter(|s: &i64| *s >= 0)
-            .ok_or_else(|| RemoteError::BadCursor(since.chars().take(40).collect()))?;
+        let cursor = Cursor::parse(since)?;
         let limit = i64::from(limit.clamp(1, MAX_LIMIT));
-        let client = self.client().await?;
-        // The device has applied everything up to `since`: remember it (the
-        // purge horizon), and refuse a cursor behind purged tombstones.
-        let purged_below: i64 = client
+        let mut client = self.client().await?;
+        // One snapshot for the horizon check and the read, so a purge that
+        // commits in between cannot slip tombstones past this pull.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .map_err(RemoteError::db("starting a pull"))?;
+        // The device has applied everything up to the cursor: remember it
+        // (the purge horizon), and refuse a cursor issued before tombstones
+        // it had not reached were purged.
+        let purged_below: i64 = tx
             .query_one(
                 "WITH seen AS (
                      UPDATE sync_devices SET last_pulled_seq = greatest(last_pulled_seq, $3), last_seen_at = now()
                      WHERE id = $2 AND tenant_id = $1
                  )
                  SELECT purged_below FROM sync_tenants WHERE id = $1",
-                &[&device.tenant_id, &device.device_id, &since],
+                &[&device.tenant_id, &device.device_id, &cursor.seq],
             )
             .await
             .map_err(RemoteError::db("recording pull progress"))?
             .get(0);
-        if since > 0 && since < purged_below {
+        if cursor.expired(purged_below) {
             return Err(RemoteError::CursorExpired {
-                cursor: since,
+                cursor: cursor.seq,
                 purged_below,
             });
         }
-        let rows = client
+        let since = cursor.seq;
+        let rows = tx
             .query(
                 "SELECT seq, key, entity, entity_id, op, version, hlc, origin_device, data
                  FROM sync_changes WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -50,6 +95,9 @@ impl Remote {
             )
             .await
             .map_err(RemoteError::db("reading the feed"))?;
+        tx.commit()
+            .await
+            .map_err(RemoteError::db("ending a pull"))?;
         let has_more = rows.len() as i64 > limit;
         let mut changes = Vec::with_capacity(rows.len());
         for row in rows.iter().take(limit as usize) {
@@ -73,7 +121,11 @@ impl Remote {
                 data: data.and_then(|d| d.as_object().cloned()),
             });
         }
-        let next_cursor = changes.last().map_or(since, |c| c.seq).to_string();
+        let next_cursor = Cursor {
+            purged_below,
+            seq: changes.last().map_or(since, |c| c.seq),
+        }
+        .to_string();
         Ok(PullPage {
             changes,
             next_cursor,
@@ -144,5 +196,54 @@ impl Remote {
             .await
             .map_err(RemoteError::db("committing purge"))?;
         Ok(Purged { removed, horizon })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_expire_only_across_a_purge() {
+        let c = Cursor::parse("7.120").unwrap();
+        assert_eq!((c.purged_below, c.seq), (7, 120));
+        assert_eq!(c.to_string(), "7.120");
+        assert_eq!(Cursor::parse("42").unwrap().to_string(), "42");
+        assert!(
+            Cursor::parse("x").is_err()
+                && Cursor::parse("-1").is_err()
+                && Cursor::parse("1.x").is_err()
+        );
+        // Issued after the purge at 100: reading older rows is fine.
+        assert!(
+            !Cursor {
+                purged_below: 100,
+                seq: 50
+            }
+            .expired(100)
+        );
+        // Issued before it, and behind it: expired.
+        assert!(
+            Cursor {
+                purged_below: 0,
+                seq: 50
+            }
+            .expired(100)
+        );
+        // Past the horizon, or at the start: never.
+        assert!(
+            !Cursor {
+                purged_below: 0,
+                seq: 100
+            }
+            .expired(100)
+        );
+        assert!(
+            !Cursor {
+                purged_below: 0,
+                seq: 0
+            }
+            .expired(100)
+        );
     }
 }

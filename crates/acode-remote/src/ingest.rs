@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 
-use acode_protocol::{Change, Entity, ErrorCode, Id, ItemResult, Op, PushRequest, PushResponse};
+use acode_protocol::{
+    Change, Entity, ErrorCode, Hlc, Id, ItemResult, Op, PushRequest, PushResponse,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Transaction;
@@ -28,9 +30,9 @@ impl Remote {
         batch_key: Id,
         request: &PushRequest,
     ) -> Result<PushResponse> {
-        // The body a batch key stands for: its policy and changes. The
-        // device's oldest unsettled key may move between resends.
-        let body = serde_json::to_vec(&(&request.policy, &request.changes))
+        // The body a batch key stands for: its changes. The device's oldest
+        // unsettled key, and its policy, may change between resends.
+        let body = serde_json::to_vec(&request.changes)
             .map_err(|e| RemoteError::Corrupt(format!("encoding batch: {e}")))?;
         let body_hash = Sha256::digest(&body).to_vec();
         let mut client = self.client().await?;
@@ -54,7 +56,16 @@ impl Remote {
         let hashes: Vec<Vec<u8>> = changes.iter().map(change_hash).collect();
         let prior = ledger(&tx, device, changes).await?;
         let mut results: Vec<Option<ItemResult>> = vec![None; changes.len()];
+        let mut keys_seen = std::collections::HashSet::new();
         for (i, change) in changes.iter().enumerate() {
+            if !keys_seen.insert(change.key) {
+                results[i] = Some(ItemResult::Rejected {
+                    key: change.key,
+                    code: ErrorCode::SyncInvalidPayload.code().into(),
+                    message: "the key appears twice in this batch".into(),
+                });
+                continue;
+            }
             results[i] = match prior.get(&change.key.to_string()) {
                 Some((stored_hash, stored)) if *stored_hash == hashes[i] => Some(replayed(stored)?),
                 Some(_) => Some(ItemResult::Rejected {
@@ -96,18 +107,20 @@ impl Remote {
         }
         let results: Vec<ItemResult> = results.into_iter().flatten().collect();
         record(&tx, device, changes, &hashes, &results, &fresh).await?;
-        for (change, result) in changes.iter().zip(&results) {
-            if may_redact(change, result) {
-                redact_descendants(
-                    &tx,
-                    device,
-                    change.entity,
-                    &change.id.to_string(),
-                    &change.hlc,
-                )
+        // Content under a redacted chat or session never stays on the
+        // server: chats and sessions this batch may have redacted, and the
+        // chats and sessions of every child it wrote (a device that had not
+        // yet heard of the redaction sends its children with content).
+        let sweep_hlc = Hlc {
+            millis: server_now.timestamp_millis(),
+            counter: 0,
+            device: "server".into(),
+        }
+        .to_string();
+        for (entity, id) in redaction_roots(&tx, device, changes, &results).await? {
+            redact_descendants(&tx, device, entity, &id, &sweep_hlc)
                 .await
                 .map_err(RemoteError::db("redacting children"))?;
-            }
         }
         let response = PushResponse {
             results,
@@ -138,16 +151,76 @@ impl Remote {
 /// Whether a change may have left a chat or session redacted: its data
 /// says so, or a conflict merged in the stricter level.
 fn may_redact(change: &Change, result: &ItemResult) -> bool {
-    let entity_has_children = matches!(change.entity, Entity::Chat | Entity::Session);
     let says_redacted = change
         .data
         .as_ref()
         .and_then(|d| d.get("privacy"))
         .and_then(Value::as_str)
         == Some("redacted");
-    entity_has_children
-        && change.op == Op::Upsert
-        && (says_redacted || matches!(result, ItemResult::Conflict { .. }))
+    change.op == Op::Upsert && (says_redacted || matches!(result, ItemResult::Conflict { .. }))
+}
+
+/// The chats and sessions whose redaction must be (re)applied after this
+/// batch: those it may have redacted, and the roots of the children it wrote.
+async fn redaction_roots(
+    tx: &Transaction<'_>,
+    device: &Device,
+    changes: &[Change],
+    results: &[ItemResult],
+) -> Result<Vec<(Entity, String)>> {
+    let mut roots: Vec<(Entity, String)> = Vec::new();
+    let mut children: HashMap<Entity, Vec<String>> = HashMap::new();
+    for (c, r) in changes.iter().zip(results) {
+        if matches!(r, ItemResult::Rejected { .. }) || c.op != Op::Upsert {
+            continue;
+        }
+        match c.entity {
+            Entity::Chat | Entity::Session => {
+                if may_redact(c, r) {
+                    roots.push((c.entity, c.id.to_string()));
+                }
+            }
+            child => children.entry(child).or_default().push(c.id.to_string()),
+        }
+    }
+    for (child, ids) in children {
+        let (root, sql) = match child {
+            Entity::Message => (
+                Entity::Chat,
+                "SELECT DISTINCT chat_id FROM messages WHERE tenant_id = $1 AND id = ANY($2)",
+            ),
+            Entity::Task => (
+                Entity::Session,
+                "SELECT DISTINCT session_id FROM tasks WHERE tenant_id = $1 AND id = ANY($2)",
+            ),
+            Entity::Artifact => (
+                Entity::Session,
+                "SELECT DISTINCT session_id FROM artifacts WHERE tenant_id = $1 AND id = ANY($2)",
+            ),
+            Entity::Step => (
+                Entity::Session,
+                "SELECT DISTINCT t.session_id FROM steps s
+                 JOIN tasks t ON t.tenant_id = s.tenant_id AND t.id = s.task_id
+                 WHERE s.tenant_id = $1 AND s.id = ANY($2)",
+            ),
+            Entity::ToolCall => (
+                Entity::Session,
+                "SELECT DISTINCT t.session_id FROM tool_calls c
+                 JOIN steps s ON s.tenant_id = c.tenant_id AND s.id = c.step_id
+                 JOIN tasks t ON t.tenant_id = s.tenant_id AND t.id = s.task_id
+                 WHERE c.tenant_id = $1 AND c.id = ANY($2)",
+            ),
+            Entity::Chat | Entity::Session => continue,
+        };
+        let rows = tx
+            .query(sql, &[&device.tenant_id, &ids])
+            .await
+            .map_err(RemoteError::db("finding redaction roots"))?;
+        roots.extend(rows.into_iter().map(|r| (root, r.get::<_, String>(0))));
+    }
+    roots.sort();
+    roots.dedup();
+    Ok(roots)
 }
 
 /// The answer already given to this batch key, or 422 when the same key

@@ -462,9 +462,62 @@ async fn rule_10_tombstones_are_purged_only_behind_every_active_device() {
         "a new device gets current state only"
     );
     assert_eq!(fresh.changes[0].id, kept);
+    // A device reading from 0 a page at a time, through rows older than
+    // the horizon, is never told its cursor expired.
+    let newcomer = remote
+        .register_device("acme", &Id::new().to_string(), "new")
+        .await
+        .unwrap();
+    let more: Vec<Change> = (0..5)
+        .map(|i| chat(&writer, Id::new(), 0, &format!("more {i}")))
+        .collect();
+    remote.push(&writer, Id::new(), &batch(more)).await.unwrap();
+    let (mut cursor, mut got) = ("0".to_string(), 0);
+    loop {
+        let page = remote.pull(&newcomer, &cursor, 1).await.unwrap();
+        got += page.changes.len();
+        cursor = page.next_cursor;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(got, 6);
 
     // The away device's cursor is behind purged tombstones: it must resync.
     let err = remote.pull(&away, &away_cursor, 100).await.unwrap_err();
     assert_eq!(err.code().code(), "ACODE-SYNC-008");
     assert!(remote.pull(&away, "0", 100).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_key_twice_in_one_batch_is_rejected_once_and_the_rest_applies() {
+    let db = TestDb::create();
+    let (remote, dev) = setup(&db).await;
+    let first = chat(&dev, Id::new(), 0, "first");
+    let mut twin = chat(&dev, Id::new(), 0, "twin");
+    twin.key = first.key;
+    let answer = remote
+        .push(&dev, Id::new(), &batch(vec![first, twin]))
+        .await
+        .unwrap();
+    let got: Vec<&str> = answer.results.iter().map(status).collect();
+    assert_eq!(got, vec!["applied", "rejected"]);
+    assert_eq!(count(&db, "SELECT count(*) FROM chats").await, 1);
+}
+
+#[tokio::test]
+async fn times_are_stored_and_served_in_one_form_whatever_the_offset_sent() {
+    let db = TestDb::create();
+    let (remote, dev) = setup(&db).await;
+    let mut c = chat(&dev, Id::new(), 0, "offset");
+    c.data
+        .as_mut()
+        .unwrap()
+        .insert("created_at".into(), json!("2026-11-22T03:02:03.1234+02:00"));
+    remote.push(&dev, Id::new(), &batch(vec![c])).await.unwrap();
+    let page = remote.pull(&dev, "0", 10).await.unwrap();
+    assert_eq!(
+        page.changes[0].data.as_ref().unwrap()["created_at"],
+        "2026-11-22T01:02:03.123Z"
+    );
 }

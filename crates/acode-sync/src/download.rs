@@ -130,10 +130,17 @@ pub fn apply_page(
             // deleted there (its tombstone purged while this device was away).
             // Rows with unsent local changes stay; their push decides.
             for (entity, id) in tx.unseen_synced_rows()? {
-                if !ctx.pending.contains_key(&(entity, id)) {
-                    tx.delete_remote(entity, id)?;
-                    tx.forget_row_remote(entity, id)?;
+                if ctx.pending.contains_key(&(entity, id)) {
+                    continue;
                 }
+                // A row made local_only was withdrawn from the server by
+                // this device itself: it is gone there, and stays here.
+                let withdrawn_here =
+                    tx.row_exists(entity, id)? && tx.payload(entity, id)?.is_none();
+                if !withdrawn_here {
+                    tx.delete_remote(entity, id)?;
+                }
+                tx.forget_row_remote(entity, id)?;
             }
             tx.end_resync()?;
         }
@@ -207,8 +214,13 @@ impl Apply<'_> {
         if change.version <= tx.server_version(entity, id)? {
             return Ok(None); // Seen already (rule 5).
         }
-        if change.origin_device == self.device {
-            // This device's own change coming back: not a conflict (rule 5).
+        let unsettled = self.pending.get(&(entity, id)).cloned().unwrap_or_default();
+        if change.origin_device == self.device && !unsettled.is_empty() {
+            // This device's own change coming back before its answer was
+            // settled (a lost reply): not a conflict (rule 5); the frozen
+            // batch's answer settles it. With nothing unsettled, a newer
+            // version of this device's own is applied like any other (e.g.
+            // after a restore from a backup older than the change).
             tx.set_row_remote(
                 entity,
                 id,
@@ -217,7 +229,6 @@ impl Apply<'_> {
             )?;
             return Ok(None);
         }
-        let unsettled = self.pending.get(&(entity, id)).cloned().unwrap_or_default();
         if unsettled.is_empty() {
             let outcome = write_change(tx, change, self.stamp)?;
             if outcome == Applied::Done {
@@ -404,6 +415,25 @@ fn write_change(tx: &Tx<'_>, change: &PullChange, stamp: &str) -> acode_store::R
             tx.upsert_remote(change.entity, change.id, &data, stamp)
         }
     }
+}
+
+/// Raises the local row to the privacy level the server resolved a
+/// conflict to (the stricter one wins, rule 7), keeping its content.
+pub(crate) fn adopt_winner_privacy(
+    tx: &Tx<'_>,
+    entity: Entity,
+    id: Id,
+    winner: &Value,
+) -> acode_store::Result<()> {
+    let level = winner
+        .get("data")
+        .and_then(|d| d.get("privacy"))
+        .and_then(Value::as_str)
+        .and_then(|p| p.parse::<Privacy>().ok());
+    if let Some(level) = level {
+        tx.raise_privacy_remote(entity, id, level)?;
+    }
+    Ok(())
 }
 
 /// Makes the local row what the server resolved a conflict to.

@@ -121,74 +121,88 @@ fn key_of(r: &ItemResult) -> Id {
 
 /// Plans and freezes the next batch, or `None` when nothing is due.
 fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Option<FrozenBatch>> {
-    // A window of the oldest pending entries (a row's later entries past it
-    // go in a later batch), with the failed entries of its rows, which the
-    // new change carries along.
-    let window = (cfg.batch_size * 4).max(200);
-    let mut queue = tx.pending_window(u32::try_from(window).unwrap_or(u32::MAX))?;
-    if tx.any_failed()? {
-        let rows: HashSet<(Entity, Id)> = queue.iter().map(|e| (e.entity, e.entity_id)).collect();
-        for (entity, id) in rows {
-            queue.extend(tx.failed_of(entity, id)?);
-        }
-        queue.sort_by_key(|e| e.seq);
-    }
+    let window = u32::try_from((cfg.batch_size * 4).max(200)).unwrap_or(u32::MAX);
     let mut changes: Vec<FrozenChange> = Vec::new();
     let mut bytes = 0;
     let mut in_batch: HashSet<(Entity, Id)> = HashSet::new();
-    let plans = batcher::plan(&queue, now);
-    let (mut payloads, versions) = prefetch(tx, &plans)?;
-    let version_of = |entity: Entity, id: Id| versions.get(&(entity, id)).copied().unwrap_or(0);
-    'rows: for row in plans {
-        if changes.len() >= cfg.batch_size {
+    // Rows already planned or left waiting: their later entries (in a later
+    // window) go in a later batch, so a row is one change per batch.
+    let mut seen: HashSet<(Entity, Id)> = HashSet::new();
+    let mut after = 0;
+    // Windows of the oldest pending entries, until the batch is full or the
+    // queue ends: rows that must wait (children of a parent that has not
+    // reached the server) never hold up rows behind them.
+    'windows: loop {
+        let mut queue = tx.pending_window(after, window)?;
+        let Some(last) = queue.last().map(|e| e.seq) else {
             break;
-        }
-        let base_version = version_of(row.entity, row.id);
-        let (op, data) = match payloads.remove(&(row.entity, row.id)) {
-            Some(p) => (Op::Upsert, Some(p.data)),
-            None if row.op == ChangeOp::Delete && base_version > 0 => (Op::Delete, None),
-            None => {
-                // Gone before the server had it, or gone with its parent
-                // (whose delete covers it): nothing to send.
-                tx.settle(&row.seqs, EntryStatus::Superseded, None, now)?;
-                continue;
-            }
         };
-        if base_version == 0 {
-            // A new row waits for its parents to reach the server (rule 3).
-            for (parent, pid) in parents_of(row.entity, data.as_ref()) {
-                if !in_batch.contains(&(parent, pid)) && version_of(parent, pid) == 0 {
-                    continue 'rows;
+        after = last;
+        queue.retain(|e| !seen.contains(&(e.entity, e.entity_id)));
+        if tx.any_failed()? {
+            // A row's failed entries ride along with its newer change.
+            let rows: HashSet<(Entity, Id)> =
+                queue.iter().map(|e| (e.entity, e.entity_id)).collect();
+            for (entity, id) in rows {
+                queue.extend(tx.failed_of(entity, id)?);
+            }
+            queue.sort_by_key(|e| e.seq);
+        }
+        let plans = batcher::plan(&queue, now);
+        seen.extend(queue.iter().map(|e| (e.entity, e.entity_id)));
+        let (mut payloads, versions) = prefetch(tx, &plans)?;
+        let version_of = |entity: Entity, id: Id| versions.get(&(entity, id)).copied().unwrap_or(0);
+        'rows: for row in plans {
+            if changes.len() >= cfg.batch_size {
+                break 'windows;
+            }
+            let base_version = version_of(row.entity, row.id);
+            let (op, data) = match payloads.remove(&(row.entity, row.id)) {
+                Some(p) => (Op::Upsert, Some(p.data)),
+                None if row.op == ChangeOp::Delete && base_version > 0 => (Op::Delete, None),
+                None => {
+                    // Gone before the server had it, or gone with its parent
+                    // (whose delete covers it): nothing to send.
+                    tx.settle(&row.seqs, EntryStatus::Superseded, None, now)?;
+                    continue;
+                }
+            };
+            if base_version == 0 {
+                // A new row waits for its parents to reach the server (rule 3).
+                for (parent, pid) in parents_of(row.entity, data.as_ref()) {
+                    if !in_batch.contains(&(parent, pid)) && version_of(parent, pid) == 0 {
+                        continue 'rows;
+                    }
                 }
             }
+            let change = Change {
+                key: row.key,
+                entity: row.entity,
+                id: row.id,
+                op,
+                base_version,
+                hlc: row.hlc,
+                data,
+            };
+            let size = serde_json::to_vec(&change)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
+            if !batcher::fits(
+                changes.len(),
+                bytes,
+                size,
+                cfg.batch_size,
+                cfg.batch_bytes_max,
+            ) {
+                break 'windows;
+            }
+            bytes += size;
+            in_batch.insert((row.entity, row.id));
+            changes.push(FrozenChange {
+                change,
+                seqs: row.seqs,
+            });
         }
-        let change = Change {
-            key: row.key,
-            entity: row.entity,
-            id: row.id,
-            op,
-            base_version,
-            hlc: row.hlc,
-            data,
-        };
-        let size = serde_json::to_vec(&change)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
-        if !batcher::fits(
-            changes.len(),
-            bytes,
-            size,
-            cfg.batch_size,
-            cfg.batch_bytes_max,
-        ) {
-            break;
-        }
-        bytes += size;
-        in_batch.insert((row.entity, row.id));
-        changes.push(FrozenChange {
-            change,
-            seqs: row.seqs,
-        });
     }
     if changes.is_empty() {
         return Ok(None);
@@ -375,6 +389,17 @@ fn settle(
                 }
                 ItemResult::Conflict { version, resolution, winner, loser, .. } => {
                     counts.conflicts += 1;
+                    if queue.is_none() {
+                        queue = Some(tx.queue()?);
+                    }
+                    // This row's local entries newer than the batch.
+                    let newer: Vec<i64> = queue
+                        .iter()
+                        .flatten()
+                        .filter(|e| e.entity == c.entity && e.entity_id == c.id && e.status == EntryStatus::Pending)
+                        .map(|e| e.seq)
+                        .filter(|s| !fc.seqs.contains(s))
+                        .collect();
                     let loser = match resolution {
                         Resolution::LocalApplied => {
                             tx.settle(&fc.seqs, EntryStatus::Synced, None, now)?;
@@ -386,23 +411,20 @@ fn settle(
                             // entries, in flight or newer (rule 5); their
                             // content is kept as the loser.
                             let mine = tx.payload(c.entity, c.id)?.map(|p| Value::Object(p.data));
-                            if queue.is_none() {
-                                queue = Some(tx.queue()?);
-                            }
-                            let newer: Vec<i64> = queue
-                                .iter()
-                                .flatten()
-                                .filter(|e| e.entity == c.entity && e.entity_id == c.id && e.status == EntryStatus::Pending)
-                                .map(|e| e.seq)
-                                .filter(|s| !fc.seqs.contains(s))
-                                .collect();
                             tx.settle(&fc.seqs, EntryStatus::Superseded, Some("conflict: remote kept"), now)?;
                             tx.settle(&newer, EntryStatus::Superseded, Some("conflict: remote kept"), now)?;
                             json!({"version": c.base_version, "hlc": c.hlc, "deleted": c.op == Op::Delete,
                                    "data": mine.or_else(|| c.data.clone().map(Value::Object))})
                         }
                     };
-                    download::adopt_winner(tx, c.entity, c.id, winner, &stamp)?;
+                    if *resolution == Resolution::LocalApplied && !newer.is_empty() {
+                        // This device won, and has edited the row again
+                        // since: its newer content stays (it goes up next);
+                        // only the level the conflict settled on is taken.
+                        download::adopt_winner_privacy(tx, c.entity, c.id, winner)?;
+                    } else {
+                        download::adopt_winner(tx, c.entity, c.id, winner, &stamp)?;
+                    }
                     let path = conflict_path(cfg, c.entity, c.id, c.base_version + 1);
                     let shown = path.as_ref().map(|p| p.display().to_string());
                     tx.record_conflict(

@@ -567,8 +567,11 @@ async fn rule_10_a_device_behind_purged_tombstones_resyncs_from_zero() {
     let mut b = Dev::new(&db);
     let gone = a.chat("deleted while B is away");
     let kept = a.chat("renamed while B is away");
+    let private = a.chat("made local_only on B");
     a.sync().await;
     b.sync().await;
+    b.set_privacy(private, Privacy::LocalOnly);
+    b.sync().await; // withdrawn from the server by B itself
     a.delete_chat(gone);
     a.rename(kept, "renamed");
     a.sync().await;
@@ -595,7 +598,7 @@ async fn rule_10_a_device_behind_purged_tombstones_resyncs_from_zero() {
         .purge_tombstones(&tenant, Duration::from_secs(3600))
         .await
         .unwrap();
-    assert_eq!(purged.removed, 1);
+    assert_eq!(purged.removed, 2, "the deleted chat and the withdrawn one");
 
     // B comes back with a change of its own: it resyncs, drops the row
     // deleted meanwhile, takes the rename, and its own change goes up.
@@ -607,5 +610,107 @@ async fn rule_10_a_device_behind_purged_tombstones_resyncs_from_zero() {
     assert_eq!(b.get_chat(kept).unwrap().title, "renamed");
     assert!(b.get_chat(mine).is_some());
     assert!(pg_chat(&client, mine).await.is_some());
+    assert!(
+        b.get_chat(private).is_some(),
+        "a local_only row survives the resync"
+    );
     assert!(!b.store.read(|tx| tx.resyncing()).unwrap());
+}
+
+#[tokio::test]
+async fn a_conflict_won_while_the_row_was_edited_again_keeps_the_newer_edit() {
+    let db = TestDb::create();
+    let mut a = Dev::new(&db);
+    let mut b = Dev::new(&db);
+    let chat = a.chat("original");
+    a.sync().await;
+    b.sync().await;
+    a.rename(chat, "from A");
+    a.sync().await;
+    b.rename(chat, "B, first"); // later than A's: B wins the conflict...
+    b.net.set(Fault::LoseReply); // ...but its answer is lost
+    b.sync().await;
+    b.rename(chat, "B, second"); // and B edits again before it learns
+    b.net.set(Fault::None);
+    b.advance(Duration::from_secs(600));
+    b.sync().await;
+    b.sync().await;
+    a.sync().await;
+    assert_eq!(b.get_chat(chat).unwrap().title, "B, second");
+    assert_eq!(a.get_chat(chat).unwrap().title, "B, second");
+    assert_eq!(
+        pg_chat(&pg(&db).await, chat).await.unwrap().0.as_deref(),
+        Some("B, second")
+    );
+}
+
+#[tokio::test]
+async fn children_waiting_for_a_failed_parent_do_not_hold_up_other_rows() {
+    let db = TestDb::create();
+    let mut dev = Dev::new(&db);
+    dev.cfg.retry.max_attempts = 1;
+    let stuck = dev.chat("its create fails");
+    dev.net.set(Fault::Transient);
+    dev.sync().await;
+    dev.net.set(Fault::None);
+    assert_eq!(dev.count(EntryStatus::Failed), 1);
+    // More waiting children than one planning window holds.
+    dev.store
+        .write(|tx| {
+            for i in 0..260 {
+                tx.add_message(&acode_store::NewMessage::new(
+                    stuck,
+                    acode_store::Role::User,
+                    format!("waiting {i}"),
+                ))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let other = dev.chat("unrelated");
+    let report = dev.sync().await;
+    assert_eq!(report.uploaded, 1, "{report:?}");
+    assert!(pg_chat(&pg(&db).await, other).await.is_some());
+    // Once the parent is retried, its children follow.
+    dev.store.write(|tx| tx.retry_failed(&[], true)).unwrap();
+    let report = dev.sync().await;
+    assert_eq!(report.uploaded, 261);
+}
+
+#[tokio::test]
+async fn rule_7_children_sent_by_a_device_that_missed_the_redaction_lose_their_content_on_the_server()
+ {
+    let db = TestDb::create();
+    let mut a = Dev::new(&db);
+    let mut b = Dev::new(&db);
+    let chat = a.chat("soon redacted");
+    a.sync().await;
+    b.sync().await;
+    a.set_privacy(chat, Privacy::Redacted);
+    a.sync().await;
+    // B has not pulled the redaction: it writes with content, and pushes
+    // before it pulls.
+    let msg = b.message(chat, "written by B, unaware");
+    b.sync().await;
+    let client = pg(&db).await;
+    let content: Option<String> = client
+        .query_one(
+            "SELECT content FROM messages WHERE id = $1",
+            &[&msg.to_string()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(content, None);
+    let leaked = pg_count(
+        &client,
+        "SELECT count(*) FROM sync_changes WHERE data::text LIKE '%unaware%'",
+    )
+    .await;
+    assert_eq!(leaked, 0);
+    assert_eq!(
+        b.get_message(msg).unwrap().content,
+        "written by B, unaware",
+        "B keeps its own"
+    );
 }

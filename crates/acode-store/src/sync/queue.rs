@@ -275,15 +275,16 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The oldest `limit` pending entries, in local order: the window a new
-    /// batch is planned from (it stops reading after `limit` matches).
-    pub fn pending_window(&self, limit: u32) -> Result<Vec<QueuedEntry>> {
+    /// The oldest `limit` pending entries after `after_seq`, in local
+    /// order: a window a new batch is planned from (the scan stops after
+    /// `limit` matches).
+    pub fn pending_window(&self, after_seq: i64, limit: u32) -> Result<Vec<QueuedEntry>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, key, entity, entity_id, op, hlc, status, attempts, next_retry_at,
                     batch_key, last_error
-             FROM sync_outbox WHERE status = 'pending' ORDER BY seq LIMIT ?1",
+             FROM sync_outbox WHERE status = 'pending' AND seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map([limit], queued)?;
+        let rows = stmt.query_map((after_seq, limit), queued)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

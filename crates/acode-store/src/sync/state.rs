@@ -21,8 +21,11 @@ impl Tx<'_> {
     /// Saves the cursor; it only moves forward.
     pub fn advance_cursor(&self, next: &str) -> Result<()> {
         let current = self.cursor()?;
-        let forward = match (current.parse::<i64>(), next.parse::<i64>()) {
-            (Ok(a), Ok(b)) => b > a,
+        // acode's cursors end with the feed sequence number (`<seq>` or
+        // `<horizon>.<seq>`); any other server's are opaque and replace.
+        let seq = |c: &str| c.rsplit('.').next().and_then(|s| s.parse::<i64>().ok());
+        let forward = match (seq(&current), seq(next)) {
+            (Some(a), Some(b)) => b > a || (b == a && next != current),
             _ => next != current,
         };
         if forward {
