@@ -61,6 +61,9 @@ fn workers_killed_at_random_moments_lose_nothing_and_apply_nothing_twice() {
     let (a, b) = (Ws::new(), Ws::new());
     let mut rng = fastrand::Rng::with_seed(0xacde_c4a5);
     let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    // Local changes per row: a row's server version can only be higher if
+    // a change was applied twice.
+    let mut edits: BTreeMap<String, i64> = BTreeMap::new();
     let mut last_cursor = 0;
     let mut writer = store(&a);
     for round in 0..ROUNDS {
@@ -72,6 +75,7 @@ fn workers_killed_at_random_moments_lose_nothing_and_apply_nothing_twice() {
                 .write(|tx| {
                     for i in 0..rng.usize(1..6) {
                         let c = tx.create_chat(&NewChat::new(format!("r{round} t{t} c{i}")))?;
+                        edits.insert(c.id.to_string(), 1);
                         expected.insert(c.id.to_string(), c.title);
                     }
                     if !expected.is_empty() {
@@ -89,6 +93,7 @@ fn workers_killed_at_random_moments_lose_nothing_and_apply_nothing_twice() {
                                 ..ChatPatch::default()
                             },
                         )?;
+                        *edits.entry(id.clone()).or_default() += 1;
                         expected.insert(id, title);
                     }
                     Ok(())
@@ -137,6 +142,18 @@ fn workers_killed_at_random_moments_lose_nothing_and_apply_nothing_twice() {
         assert_eq!(server, expected, "PostgreSQL has every row as last written");
         // One writer: a change applied twice would have met its own newer
         // version and shown up as a conflict.
+        for r in client
+            .query("SELECT id, version FROM chats", &[])
+            .await
+            .unwrap()
+        {
+            let (id, version): (String, i64) = (r.get(0), r.get(1));
+            assert!(
+                version <= edits[&id],
+                "{id} at version {version} after {} local changes",
+                edits[&id]
+            );
+        }
         let conflicts: i64 = client
             .query_one("SELECT count(*) FROM sync_conflict_log", &[])
             .await

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use acode_store::{EntryStatus, Id, MessagePatch, Privacy};
 use acode_testkit::TestDb;
-use common::{Dev, pg};
+use common::{Dev, Fault, pg};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -23,6 +23,10 @@ enum Step {
     EditMessage(usize, usize, u8),
     Privacy(usize, usize, Privacy),
     Sync(usize),
+    /// A sync whose push is applied and whose answer is lost.
+    LostReply(usize),
+    /// Tombstones purged behind every device.
+    Purge,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -40,7 +44,9 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (dev.clone(), pick.clone()).prop_map(|(d, c)| Step::Message(d, c)),
         2 => (dev.clone(), pick.clone(), any::<u8>()).prop_map(|(d, m, t)| Step::EditMessage(d, m, t)),
         2 => (dev.clone(), pick.clone(), level).prop_map(|(d, c, l)| Step::Privacy(d, c, l)),
-        4 => dev.prop_map(Step::Sync),
+        4 => dev.clone().prop_map(Step::Sync),
+        1 => dev.prop_map(Step::LostReply),
+        1 => Just(Step::Purge),
     ]
 }
 
@@ -192,6 +198,30 @@ async fn play(steps: Vec<Step>) -> Result<(), TestCaseError> {
             }
             Step::Sync(d) => {
                 devs[d].sync().await;
+            }
+            Step::LostReply(d) => {
+                devs[d].net.set(Fault::LoseReply);
+                devs[d].sync().await;
+                devs[d].net.set(Fault::None);
+                devs[d].advance(std::time::Duration::from_secs(600));
+            }
+            Step::Purge => {
+                devs[0].net.inner.remote().migrate().await.unwrap();
+                let client = pg(&db).await;
+                let tenant = client
+                    .query_opt("SELECT id FROM sync_tenants WHERE name = 'default'", &[])
+                    .await
+                    .unwrap();
+                if let Some(row) = tenant {
+                    let tenant: String = row.get(0);
+                    devs[0]
+                        .net
+                        .inner
+                        .remote()
+                        .purge_tombstones(&tenant, std::time::Duration::from_secs(3600))
+                        .await
+                        .unwrap();
+                }
             }
         }
     }
