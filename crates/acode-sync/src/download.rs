@@ -109,10 +109,14 @@ pub fn apply_page(
         loop {
             let mut progress = false;
             for entry in tx.inbox()? {
-                if ctx.apply(tx, &entry.change, true)? {
-                    tx.unpark(entry.change.entity, entry.change.id)?;
+                let c = &entry.change;
+                if ctx.apply(tx, c, true)? {
+                    tx.unpark(c.entity, c.id)?;
                     applied += 1;
                     progress = true;
+                } else if tx.server_version(c.entity, c.id)? >= c.version {
+                    // Overtaken (a newer version of the row was applied).
+                    tx.unpark(c.entity, c.id)?;
                 }
             }
             if !progress {
