@@ -290,18 +290,25 @@ async fn prune(tx: &Transaction<'_>, device: &Device, oldest: Id) -> Result<()> 
 type Ledger = HashMap<String, (Vec<u8>, Value)>;
 
 async fn ledger(tx: &Transaction<'_>, device: &Device, changes: &[Change]) -> Result<Ledger> {
-    let keys: Vec<String> = changes.iter().map(|c| c.key.to_string()).collect();
+    let keys: std::collections::HashSet<String> =
+        changes.iter().map(|c| c.key.to_string()).collect();
+    let (Some(low), Some(high)) = (keys.iter().min(), keys.iter().max()) else {
+        return Ok(Ledger::new());
+    };
+    // One range scan of this device's ledger over the batch's keys (ULIDs:
+    // the ledger holds only this device's unsettled span), not a probe per key.
     let rows = tx
         .query(
             "SELECT key, payload_hash, result FROM sync_idempotency
-             WHERE tenant_id = $1 AND device_id = $2 AND key = ANY($3)",
-            &[&device.tenant_id, &device.device_id, &keys],
+             WHERE tenant_id = $1 AND device_id = $2 AND key >= $3 AND key <= $4",
+            &[&device.tenant_id, &device.device_id, low, high],
         )
         .await
         .map_err(RemoteError::db("reading ledger"))?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2))))
+        .filter(|(k, _)| keys.contains(k))
         .collect())
 }
 
