@@ -130,14 +130,21 @@ fn create_table(table: &str, columns: &[&str]) -> String {
 /// A standard SQL string literal: single quotes doubled, nothing else
 /// escaped (no backslash escapes, which PostgreSQL's standard strings and
 /// SQLite both take literally). Newlines and any Unicode stay as they are.
+/// A carriage return right before a newline ends the literal and the rest
+/// is concatenated (`'a\r' || '\nb'`): the `sqlite3` shell's line reader
+/// drops a CR that ends a line, so no line of the file may end with one.
 pub fn sql_literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('\'');
-    for ch in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
         if ch == '\'' {
             out.push('\'');
         }
         out.push(ch);
+        if ch == '\r' && chars.peek() == Some(&'\n') {
+            out.push_str("' || '");
+        }
     }
     out.push('\'');
     out
@@ -163,6 +170,7 @@ mod tests {
         assert_eq!(sql_literal("it's"), "'it''s'");
         assert_eq!(sql_literal(r"a\'b"), r"'a\''b'");
         assert_eq!(sql_literal("line\nnext, ü"), "'line\nnext, ü'");
+        assert_eq!(sql_literal("a\r\nb\rc"), "'a\r' || '\nb\rc'");
     }
 
     #[test]

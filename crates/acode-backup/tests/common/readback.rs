@@ -139,10 +139,35 @@ pub fn nulls_as_empty(rows: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// Loads an SQL export into a fresh SQLite and reads the table back.
+/// Loads an SQL export into a fresh database with the `sqlite3` command,
+/// fed the file on its standard input as a user would, then reads the table
+/// back.
 pub fn via_sqlite(sql: &str, table: &str) -> Vec<Value> {
-    let conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.execute_batch(sql).unwrap();
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("loaded.db");
+    let mut child = Command::new("sqlite3")
+        .arg("-bail")
+        .arg(&db)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("this test needs the `sqlite3` command (Debian: apt install sqlite3): {e}")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "sqlite3 refused the export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
     let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
     let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let mut rows: Vec<Value> = stmt
