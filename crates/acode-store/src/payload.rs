@@ -84,40 +84,10 @@ impl Tx<'_> {
     /// The row's data as it would be sent now: `None` when the row is gone
     /// or local-only (nothing of it may leave the device).
     pub fn payload(&self, entity: Entity, id: Id) -> Result<Option<Payload>> {
-        let Some(privacy) = self.effective_privacy_of(entity, id)? else {
-            return Ok(None);
-        };
-        if privacy == Privacy::LocalOnly {
-            return Ok(None);
-        }
-        let cols = entity.data_columns();
-        let sql = format!(
-            "SELECT {} FROM {} WHERE id = ?1",
-            cols.join(", "),
-            entity.table()
-        );
-        let data = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row([id.to_string()], |row| {
-                let mut data = Map::new();
-                for (i, col) in cols.iter().enumerate() {
-                    data.insert((*col).to_string(), json_value(row, i, col)?);
-                }
-                Ok(data)
-            })
-            .optional()?;
-        let Some(mut data) = data else {
-            return Ok(None);
-        };
-        redact(entity, &mut data, privacy);
-        if privacy == Privacy::Full && self.has_placeholders(entity, id)? {
-            drop_placeholders(entity, &mut data);
-        }
-        Ok(Some(Payload { data, privacy }))
+        Ok(self.payloads(entity, &[id])?.remove(&id))
     }
 
-    /// [`Tx::payload`] for many rows of one entity in one query (the upload
+    /// The payloads of many rows of one entity, in one query (the upload
     /// batch reads hundreds at a time). Rows that are gone or local-only are
     /// absent from the map.
     pub fn payloads(&self, entity: Entity, ids: &[Id]) -> Result<HashMap<Id, Payload>> {
@@ -148,12 +118,12 @@ impl Tx<'_> {
         let mut rows = stmt.query([wanted])?;
         while let Some(row) = rows.next()? {
             let id: Id = crate::record::id_column(row, 0)?;
-            let Some(privacy) = row
-                .get::<_, Option<String>>(1)?
-                .and_then(|l| l.parse::<Privacy>().ok())
-            else {
+            // No level: the row's parent is gone (a cascade); nothing to send.
+            // A level that does not parse is a damaged row, an error.
+            if row.get_ref(1)? == ValueRef::Null {
                 continue;
-            };
+            }
+            let privacy: Privacy = crate::record::parsed_column(row, 1)?;
             if privacy == Privacy::LocalOnly {
                 continue;
             }
@@ -169,17 +139,6 @@ impl Tx<'_> {
             out.insert(id, Payload { data, privacy });
         }
         Ok(out)
-    }
-
-    /// Whether the row holds placeholders instead of content (it arrived
-    /// redacted; see V4).
-    pub fn has_placeholders(&self, entity: Entity, id: Id) -> Result<bool> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT 1 FROM sync_placeholders WHERE entity = ?1 AND entity_id = ?2")?
-            .query_row((entity.as_str(), id.to_string()), |_| Ok(()))
-            .optional()?
-            .is_some())
     }
 }
 
