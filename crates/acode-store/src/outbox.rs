@@ -53,12 +53,14 @@ pub struct OutboxEntry {
     pub next_retry_at: Option<i64>,
     pub last_error: Option<String>,
     pub created_at: i64,
+    /// The batch the entry was frozen into (rule 1); `None` until sent.
+    pub batch_key: Option<Id>,
 }
 
-const ENTRY_COLUMNS: &str =
-    "seq, key, entity, entity_id, op, hlc, status, attempts, next_retry_at, last_error, created_at";
+pub(crate) const ENTRY_COLUMNS: &str = "seq, key, entity, entity_id, op, hlc, status, attempts, \
+     next_retry_at, last_error, created_at, batch_key";
 
-fn entry(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
+pub(crate) fn entry(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
     Ok(OutboxEntry {
         seq: row.get(0)?,
         key: id_column(row, 1)?,
@@ -71,6 +73,17 @@ fn entry(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         next_retry_at: row.get(8)?,
         last_error: row.get(9)?,
         created_at: row.get(10)?,
+        batch_key: row
+            .get::<_, Option<String>>(11)?
+            .map(|k| k.parse())
+            .transpose()
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    11,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
     })
 }
 

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use acode_protocol::{Entity, Id};
+use acode_store::OutboxEntry;
 use acode_store::outbox::{ChangeOp, EntryStatus};
-use acode_store::sync::queue::QueuedEntry;
 
 /// One row to send: its entries, and the key, op and HLC of its latest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,9 +27,9 @@ pub struct RowPlan {
 
 /// The rows that may be sent now, in the order of their first unsettled
 /// entry (so a parent created before its child goes first).
-pub fn plan(queue: &[QueuedEntry], now: i64) -> Vec<RowPlan> {
+pub fn plan(queue: &[OutboxEntry], now: i64) -> Vec<RowPlan> {
     let mut order: Vec<(Entity, Id)> = Vec::new();
-    let mut rows: HashMap<(Entity, Id), Vec<&QueuedEntry>> = HashMap::new();
+    let mut rows: HashMap<(Entity, Id), Vec<&OutboxEntry>> = HashMap::new();
     for e in queue {
         let row = (e.entity, e.entity_id);
         rows.entry(row)
@@ -73,8 +73,8 @@ pub fn fits(count: usize, bytes: usize, size: usize, max_count: usize, max_bytes
 mod tests {
     use super::*;
 
-    fn entry(seq: i64, entity: Entity, id: Id, status: EntryStatus) -> QueuedEntry {
-        QueuedEntry {
+    fn entry(seq: i64, entity: Entity, id: Id, status: EntryStatus) -> OutboxEntry {
+        OutboxEntry {
             seq,
             key: Id::new(),
             entity,
@@ -86,6 +86,7 @@ mod tests {
             next_retry_at: None,
             batch_key: None,
             last_error: None,
+            created_at: 0,
         }
     }
 

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use acode_protocol::conflict::{self, Contender, Winner};
 use acode_protocol::{Entity, ErrorCode, Hlc, Id, Op, Privacy, PullChange, PullPage};
+use acode_store::OutboxEntry;
 use acode_store::outbox::{ChangeOp, EntryStatus};
 use acode_store::sync::conflicts::NewConflict;
 use acode_store::sync::inbox::Applied;
-use acode_store::sync::queue::QueuedEntry;
 use acode_store::sync::queue::RowRemote;
 use acode_store::{Store, Tx};
 use serde_json::{Value, json};
@@ -81,7 +81,7 @@ pub fn apply_page(
     let mut files = Vec::new();
     let (applied, conflicts) = store.apply_remote(|tx| {
         tx.check_epoch(epoch)?;
-        let mut pending: HashMap<(Entity, Id), Vec<QueuedEntry>> = HashMap::new();
+        let mut pending: HashMap<(Entity, Id), Vec<OutboxEntry>> = HashMap::new();
         for e in tx.queue()? {
             pending.entry((e.entity, e.entity_id)).or_default().push(e);
         }
@@ -168,7 +168,7 @@ struct Apply<'a> {
     device: &'a str,
     now: i64,
     stamp: &'a str,
-    pending: HashMap<(Entity, Id), Vec<QueuedEntry>>,
+    pending: HashMap<(Entity, Id), Vec<OutboxEntry>>,
     files: &'a mut Vec<Preserved>,
     conflicts: usize,
 }
@@ -254,7 +254,7 @@ impl Apply<'_> {
         &mut self,
         tx: &Tx<'_>,
         change: &PullChange,
-        unsettled: &[QueuedEntry],
+        unsettled: &[OutboxEntry],
     ) -> acode_store::Result<Applied> {
         let (entity, id) = (change.entity, change.id);
         let Some(latest) = unsettled.last() else {

@@ -4,54 +4,12 @@
 use std::collections::HashMap;
 
 use acode_protocol::{Change, Entity, Id};
-use rusqlite::{OptionalExtension, Row};
+use rusqlite::OptionalExtension;
 
 use crate::Tx;
 use crate::error::{Result, StoreError};
-use crate::outbox::{ChangeOp, EntryStatus, RowStatus};
-use crate::record::{id_column, parsed_column};
-
-/// An outbox entry that has not settled: pending, in flight or failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueuedEntry {
-    pub seq: i64,
-    pub key: Id,
-    pub entity: Entity,
-    pub entity_id: Id,
-    pub op: ChangeOp,
-    pub hlc: String,
-    pub status: EntryStatus,
-    pub attempts: i64,
-    pub next_retry_at: Option<i64>,
-    pub batch_key: Option<Id>,
-    pub last_error: Option<String>,
-}
-
-fn queued(row: &Row<'_>) -> rusqlite::Result<QueuedEntry> {
-    Ok(QueuedEntry {
-        seq: row.get(0)?,
-        key: id_column(row, 1)?,
-        entity: parsed_column(row, 2)?,
-        entity_id: id_column(row, 3)?,
-        op: parsed_column(row, 4)?,
-        hlc: row.get(5)?,
-        status: parsed_column(row, 6)?,
-        attempts: row.get(7)?,
-        next_retry_at: row.get(8)?,
-        batch_key: row
-            .get::<_, Option<String>>(9)?
-            .map(|k| k.parse())
-            .transpose()
-            .map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    9,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?,
-        last_error: row.get(10)?,
-    })
-}
+use crate::outbox::{ENTRY_COLUMNS, EntryStatus, OutboxEntry, RowStatus, entry};
+use crate::record::id_column;
 
 /// One change of a frozen batch and the outbox entries it settles.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,13 +60,11 @@ pub struct FrozenBatch {
 
 impl Tx<'_> {
     /// Every unsettled entry, in local order (one scan of the queue).
-    pub fn queue(&self) -> Result<Vec<QueuedEntry>> {
+    pub fn queue(&self) -> Result<Vec<OutboxEntry>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, key, entity, entity_id, op, hlc, status, attempts, next_retry_at,
-                    batch_key, last_error
-             FROM sync_outbox WHERE status IN ('pending', 'in_flight', 'failed') ORDER BY seq",
+            &format!("SELECT {ENTRY_COLUMNS} FROM sync_outbox WHERE status IN ('pending', 'in_flight', 'failed') ORDER BY seq"),
         )?;
-        let rows = stmt.query_map([], queued)?;
+        let rows = stmt.query_map([], entry)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -278,13 +234,11 @@ impl Tx<'_> {
     /// The oldest `limit` pending entries after `after_seq`, in local
     /// order: a window a new batch is planned from (the scan stops after
     /// `limit` matches).
-    pub fn pending_window(&self, after_seq: i64, limit: u32) -> Result<Vec<QueuedEntry>> {
+    pub fn pending_window(&self, after_seq: i64, limit: u32) -> Result<Vec<OutboxEntry>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, key, entity, entity_id, op, hlc, status, attempts, next_retry_at,
-                    batch_key, last_error
-             FROM sync_outbox WHERE status = 'pending' AND seq > ?1 ORDER BY seq LIMIT ?2",
+            &format!("SELECT {ENTRY_COLUMNS} FROM sync_outbox WHERE status = 'pending' AND seq > ?1 ORDER BY seq LIMIT ?2"),
         )?;
-        let rows = stmt.query_map((after_seq, limit), queued)?;
+        let rows = stmt.query_map((after_seq, limit), entry)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -297,13 +251,11 @@ impl Tx<'_> {
     }
 
     /// The failed entries of one row (an index lookup).
-    pub fn failed_of(&self, entity: Entity, id: Id) -> Result<Vec<QueuedEntry>> {
+    pub fn failed_of(&self, entity: Entity, id: Id) -> Result<Vec<OutboxEntry>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, key, entity, entity_id, op, hlc, status, attempts, next_retry_at,
-                    batch_key, last_error
-             FROM sync_outbox WHERE status = 'failed' AND entity = ?1 AND entity_id = ?2",
+            &format!("SELECT {ENTRY_COLUMNS} FROM sync_outbox WHERE status = 'failed' AND entity = ?1 AND entity_id = ?2"),
         )?;
-        let rows = stmt.query_map((entity.as_str(), id.to_string()), queued)?;
+        let rows = stmt.query_map((entity.as_str(), id.to_string()), entry)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -209,7 +209,7 @@ impl Dev {
 
     /// (status, attempts, next_retry_at, last_error) of every entry not yet
     /// settled, in order.
-    pub fn queue(&mut self) -> Vec<acode_store::sync::queue::QueuedEntry> {
+    pub fn queue(&mut self) -> Vec<acode_store::OutboxEntry> {
         self.store.read(|tx| tx.queue()).unwrap()
     }
 
