@@ -122,7 +122,9 @@ fn key_of(r: &ItemResult) -> Id {
 /// Plans and freezes the next batch, or `None` when nothing is due.
 fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Option<FrozenBatch>> {
     let window = u32::try_from((cfg.batch_size * 4).max(200)).unwrap_or(u32::MAX);
-    let mut changes: Vec<FrozenChange> = Vec::new();
+    // Each change with its JSON, serialised once: to size the batch and to
+    // freeze it.
+    let mut changes: Vec<(FrozenChange, String)> = Vec::new();
     let mut bytes = 0;
     let mut in_batch: HashSet<(Entity, Id)> = HashSet::new();
     // Rows already planned or left waiting: their later entries (in a later
@@ -184,9 +186,10 @@ fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Optio
                 hlc: row.hlc,
                 data,
             };
-            let size = serde_json::to_vec(&change)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
+            let json = serde_json::to_string(&change).map_err(|e| {
+                acode_store::StoreError::Internal(format!("encoding a change: {e}"))
+            })?;
+            let size = json.len();
             if !batcher::fits(
                 changes.len(),
                 bytes,
@@ -198,10 +201,13 @@ fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Optio
             }
             bytes += size;
             in_batch.insert((row.entity, row.id));
-            changes.push(FrozenChange {
-                change,
-                seqs: row.seqs,
-            });
+            changes.push((
+                FrozenChange {
+                    change,
+                    seqs: row.seqs,
+                },
+                json,
+            ));
         }
     }
     if changes.is_empty() {
@@ -211,7 +217,7 @@ fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Optio
     tx.freeze_batch(key, &changes)?;
     Ok(Some(FrozenBatch {
         key,
-        changes,
+        changes: changes.into_iter().map(|(fc, _)| fc).collect(),
         attempts: 0,
         next_retry_at: None,
     }))

@@ -98,22 +98,22 @@ impl Tx<'_> {
     }
 
     /// Fixes a batch: its key, and for each change the base version and
-    /// payload. The change is stored on the row's first entry in the batch,
+    /// payload (the change as JSON, as the caller serialised it to size the
+    /// batch). The change is stored on the row's first entry in the batch,
     /// so reading the batch back in entry order gives the changes in the
     /// order they were sent (a resend must be byte-for-byte the same batch).
-    pub fn freeze_batch(&self, key: Id, changes: &[FrozenChange]) -> Result<()> {
+    pub fn freeze_batch(&self, key: Id, changes: &[(FrozenChange, String)]) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE sync_outbox SET status = 'in_flight', batch_key = ?2, base_version = ?3,
                     payload = ?4, next_retry_at = NULL
              WHERE seq = ?1",
         )?;
-        for fc in changes {
-            let payload = serde_json::to_string(&fc.change)
-                .map_err(|e| StoreError::invalid("change", e.to_string()))?;
+        let key = key.to_string();
+        for (fc, payload) in changes {
             let first = fc.seqs.iter().copied().min();
             for seq in &fc.seqs {
                 let carried = (Some(*seq) == first).then_some(payload.as_str());
-                stmt.execute((seq, key.to_string(), fc.change.base_version, carried))?;
+                stmt.execute((seq, &key, fc.change.base_version, carried))?;
             }
         }
         Ok(())
