@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use acode_health::metrics::Metrics;
 use acode_health::{CheckReport, HealthReport, Status};
-use acode_store::{EntryStatus, Store};
+use acode_store::Store;
 use acode_sync::{Mode, SyncReport};
 use common::{T0, temp_store, write_chats};
 
@@ -178,22 +178,7 @@ fn queue_gauges_follow_the_store() {
     assert_eq!(get(&s, "acode_sync_lag_seconds", &[]), Some(42.0));
     assert!(get(&s, "acode_wal_size_bytes", &[]).unwrap() > 0.0);
 
-    let seqs: Vec<i64> = store
-        .read(|tx| tx.pending_window(0, 3))
-        .unwrap()
-        .iter()
-        .map(|e| e.seq)
-        .collect();
-    store
-        .write(|tx| {
-            tx.settle(
-                &seqs,
-                EntryStatus::Failed,
-                Some("ACODE-SYNC-005 invalid payload"),
-                oldest,
-            )
-        })
-        .unwrap();
+    common::fail_oldest(&mut store, 3, oldest);
     let s = scrape(&metrics, &mut store, oldest);
     assert_eq!(
         get(&s, "acode_queue_depth", &[("status", "pending")]),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use acode_health::checks::queue::QueueSource;
 use acode_health::{Check, CheckReport, Clock, LocalDb, ManualClock, Registry};
-use acode_store::{NewChat, OpenOptions, Store};
+use acode_store::{EntryStatus, NewChat, OpenOptions, Store};
 use tempfile::TempDir;
 
 /// 2026-01-01T00:00:00Z, where manual clocks start.
@@ -48,4 +48,25 @@ pub async fn run_one(check: impl Check) -> CheckReport {
     registry.add(check);
     let report = registry.run().await;
     report.checks.into_iter().next().unwrap()
+}
+
+/// Fails the `n` oldest pending entries at `at`, as the engine does when
+/// the server rejects them.
+pub fn fail_oldest(store: &mut Store, n: usize, at: i64) {
+    let seqs: Vec<i64> = store
+        .read(|tx| tx.pending_window(0, n as u32))
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    store
+        .write(|tx| {
+            tx.settle(
+                &seqs,
+                EntryStatus::Failed,
+                Some("ACODE-SYNC-005 invalid payload"),
+                at,
+            )
+        })
+        .unwrap();
 }
