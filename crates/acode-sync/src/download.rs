@@ -101,7 +101,7 @@ pub fn apply_page(
                 tx.mark_seen(change.entity, change.id)?;
             }
             tx.unpark(change.entity, change.id)?;
-            if ctx.apply(tx, change, false)? {
+            if ctx.apply(tx, change, false)? == Outcome::Applied {
                 applied += 1;
             }
         }
@@ -110,13 +110,15 @@ pub fn apply_page(
             let mut progress = false;
             for entry in tx.inbox()? {
                 let c = &entry.change;
-                if ctx.apply(tx, c, true)? {
-                    tx.unpark(c.entity, c.id)?;
-                    applied += 1;
-                    progress = true;
-                } else if tx.server_version(c.entity, c.id)? >= c.version {
-                    // Overtaken (a newer version of the row was applied).
-                    tx.unpark(c.entity, c.id)?;
+                match ctx.apply(tx, c, true)? {
+                    Outcome::Applied => {
+                        tx.unpark(c.entity, c.id)?;
+                        applied += 1;
+                        progress = true;
+                    }
+                    // Overtaken: a newer version of the row is here already.
+                    Outcome::Seen => tx.unpark(c.entity, c.id)?,
+                    Outcome::SetAside => {}
                 }
             }
             if !progress {
@@ -163,6 +165,16 @@ pub fn apply_page(
     })
 }
 
+/// What became of one pulled change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Applied,
+    /// Nothing to write: this version (or a newer one) is here already.
+    Seen,
+    /// Waiting for its parent, or failed: in the inbox.
+    SetAside,
+}
+
 struct Apply<'a> {
     cfg: &'a EngineConfig,
     device: &'a str,
@@ -174,18 +186,17 @@ struct Apply<'a> {
 }
 
 impl Apply<'_> {
-    /// Applies one pulled change; `Ok(false)` when it was skipped or set
-    /// aside in the inbox.
+    /// Applies one pulled change, or sets it aside in the inbox.
     fn apply(
         &mut self,
         tx: &Tx<'_>,
         change: &PullChange,
         from_inbox: bool,
-    ) -> acode_store::Result<bool> {
+    ) -> acode_store::Result<Outcome> {
         let result = tx.savepoint(|tx| self.apply_inner(tx, change));
         match result {
-            Ok(Some(Applied::Done)) => Ok(true),
-            Ok(None) => Ok(false),
+            Ok(Some(Applied::Done)) => Ok(Outcome::Applied),
+            Ok(None) => Ok(Outcome::Seen),
             Ok(Some(Applied::ParentMissing(parent, pid))) => {
                 if !from_inbox {
                     tx.park(
@@ -195,7 +206,7 @@ impl Apply<'_> {
                         self.now,
                     )?;
                 }
-                Ok(false)
+                Ok(Outcome::SetAside)
             }
             Err(e) => {
                 tx.park(
@@ -204,7 +215,7 @@ impl Apply<'_> {
                     Some(&format!("{}: {e}", e.code())),
                     self.now,
                 )?;
-                Ok(false)
+                Ok(Outcome::SetAside)
             }
         }
     }
