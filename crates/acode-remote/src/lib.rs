@@ -53,18 +53,8 @@ impl Remote {
         if config.get_application_name().is_none() {
             config.application_name("acode");
         }
-        let target = describe(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(max_connections.max(1))
-            .build()
-            .map_err(|e| RemoteError::BadUrl(e.to_string()))?;
+        let (pool, target) =
+            pool(config, max_connections).map_err(|e| RemoteError::BadUrl(e.to_string()))?;
         Ok(Remote { pool, target })
     }
 
@@ -86,6 +76,27 @@ impl Remote {
         let mut client = self.client().await?;
         schema::migrate(&mut client).await
     }
+}
+
+/// A lazy pool of at most `max_connections` for `config` (nothing is sent
+/// before the first use), and where it connects, for messages: host, port
+/// and database, never the password. Also used by the health checks.
+pub fn pool(
+    config: tokio_postgres::Config,
+    max_connections: usize,
+) -> std::result::Result<(Pool, String), deadpool_postgres::BuildError> {
+    let target = describe(&config);
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(max_connections.max(1))
+        .build()?;
+    Ok((pool, target))
 }
 
 fn describe(config: &tokio_postgres::Config) -> String {

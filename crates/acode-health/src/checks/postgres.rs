@@ -3,16 +3,15 @@
 //! full its connections are (`postgres_pool`), and whether a transaction
 //! or a lock wait has gone on too long (`postgres_transactions`).
 //!
-//! The checks use a small pool of their own: `acode-remote` keeps its pool
-//! private. An embedder with a pool of its own (the server) passes it to
+//! The checks use a small pool of their own (built by `acode_remote::pool`,
+//! like the sync pool); an embedder with a pool of its own (the server) passes it to
 //! [`PoolCheck::deadpool`] so its usage is what gets reported.
 
 use std::time::{Duration, Instant};
 
 use acode_protocol::ErrorCode;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::{Object, Pool};
 use serde_json::json;
-use tokio_postgres::NoTls;
 
 use crate::check::{Check, CheckError, CheckFuture, CheckResult, Status};
 use crate::thresholds::Lines;
@@ -37,19 +36,9 @@ impl PgTarget {
         })?;
         config.connect_timeout(connect_timeout);
         config.application_name("acode-health");
-        let target = describe(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
         // One connection for each of the three checks, run at once.
-        let pool = Pool::builder(manager)
-            .max_size(3)
-            .build()
-            .map_err(|e| CheckError::new(e.to_string()))?;
+        let (pool, target) =
+            acode_remote::pool(config, 3).map_err(|e| CheckError::new(e.to_string()))?;
         Ok(PgTarget { pool, target })
     }
 
@@ -70,19 +59,6 @@ impl PgTarget {
     async fn client_or_err(&self) -> Result<Object, CheckError> {
         self.client().await.map_err(CheckError::new)
     }
-}
-
-fn describe(config: &tokio_postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "{host}:{port}/{}",
-        config.get_dbname().unwrap_or("postgres")
-    )
 }
 
 fn query_err(e: tokio_postgres::Error) -> CheckError {
