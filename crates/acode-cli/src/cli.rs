@@ -53,6 +53,9 @@ pub enum Command {
     Health,
     /// Export conversations, messages or runs as JSON, CSV or SQL (streamed)
     Export(ExportArgs),
+    /// Run the sync server (`POST /v1/push`, `GET /v1/pull`, `/health`,
+    /// `/metrics`) until SIGINT or SIGTERM
+    Serve(ServeArgs),
     /// Server administration: the PostgreSQL database of the sync server
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -202,9 +205,104 @@ pub enum SyncCommand {
 /// Each takes the database as [`DatabaseArgs`].
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
+    /// Create or upgrade the server schema (safe to run while servers run)
+    Migrate(DatabaseArgs),
+    /// Tenants: the isolated groups of devices that share data
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Devices and their tokens
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Back up the server database with pg_dump (custom format), with a
     /// manifest (SHA-256, versions) and optional retention
     Backup(AdminBackupArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (an existing one of that name is kept as it is)
+    Add {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The tenant's name
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Add a device to a tenant and print its token, once (only its hash is kept)
+    Add {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The tenant (created with `admin tenant add`)
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// A name for the device, shown in `device list`
+        #[arg(long, value_name = "N")]
+        name: String,
+    },
+    /// List devices, oldest first
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Only the devices of this tenant
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+    },
+    /// Revoke a device: its token stops working at once
+    Revoke {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The device id (from `device add` or `device list`)
+        id: String,
+    },
+}
+
+/// `acode serve`. Settings come from flags or `ACODE_SERVER_*`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "ACODE_SERVER_LISTEN",
+        default_value = "127.0.0.1:8787"
+    )]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Redis, checked by `/health` when set
+    #[arg(long, value_name = "URL", env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ACODE_SERVER_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ACODE_SERVER_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Largest request body in bytes (larger is 413)
+    #[arg(long, value_name = "N", env = "ACODE_SERVER_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most changes in one push (more is 413)
+    #[arg(long, value_name = "N", env = "ACODE_SERVER_MAX_CHANGES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_changes: u32,
+    /// Seconds a call to PostgreSQL may take before the request answers 503
+    #[arg(long, value_name = "S", env = "ACODE_SERVER_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_seconds: u64,
+    /// PostgreSQL connections of this instance
+    #[arg(long, value_name = "N", env = "ACODE_SERVER_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pool_size: u32,
 }
 
 /// The server database of an `admin` command.

@@ -107,6 +107,14 @@ pub static KEYS: &[KeyInfo] = &[
         doc: "Tenant rows are written under in direct-postgres mode.",
     },
     KeyInfo {
+        key: "sync.remote.ca_file",
+        env: "ACODE_SYNC_REMOTE_CA_FILE",
+        kind: KeyKind::OptStr {
+            example: "/etc/acode/server-ca.pem",
+        },
+        doc: "PEM certificate(s) to trust for an https:// sync server, besides the system's roots.",
+    },
+    KeyInfo {
         key: "sync.upload.poll_interval_seconds",
         env: "ACODE_SYNC_UPLOAD_POLL_INTERVAL_SECONDS",
         kind: KeyKind::UInt,

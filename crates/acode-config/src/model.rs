@@ -70,6 +70,9 @@ pub struct RemoteConfig {
     /// The tenant rows are written under in direct-postgres mode, where no
     /// server exists to derive it from the token.
     pub tenant: String,
+    /// Extra certificates (PEM) to trust for an `https://` sync server,
+    /// e.g. a private CA; the system's roots are trusted too.
+    pub ca_file: Option<String>,
 }
 
 impl Default for RemoteConfig {
@@ -78,6 +81,7 @@ impl Default for RemoteConfig {
             url: None,
             token: None,
             tenant: "default".to_owned(),
+            ca_file: None,
         }
     }
 }

@@ -21,6 +21,8 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
+use acode_protocol::{ErrorCode, ItemResult};
+
 use crate::registry::HealthReport;
 
 /// Outbox entries by `status` (`pending`: waiting or in flight; `failed`).
@@ -47,6 +49,23 @@ pub const BATCH_LATENCY: &str = "acode_batch_latency_seconds";
 /// Each health `check`'s last status: 0 Healthy, 1 Degraded, 2 Unhealthy.
 pub const HEALTH_STATUS: &str = "acode_health_status";
 
+/// Server: requests answered, by `route` and HTTP `status`.
+pub const SERVER_REQUESTS_TOTAL: &str = "acode_server_requests_total";
+/// Server: pushed changes by `result` (applied, duplicate, conflict, rejected).
+pub const SERVER_CHANGES_TOTAL: &str = "acode_server_changes_total";
+/// Server: conflicts decided while ingesting.
+pub const SERVER_CONFLICTS_TOTAL: &str = "acode_server_conflicts_total";
+/// Server: changes served by pulls.
+pub const SERVER_PULLED_TOTAL: &str = "acode_server_pulled_changes_total";
+/// Server: failed requests and rejected changes by error `code`.
+pub const SERVER_FAILURES_TOTAL: &str = "acode_server_failures_total";
+/// Server: one push, from the body read to the answer.
+pub const SERVER_PUSH_LATENCY: &str = "acode_server_push_latency_seconds";
+/// Server: long-polls waiting for a change now.
+pub const SERVER_LONG_POLLS: &str = "acode_server_long_polls_waiting";
+/// Server: PostgreSQL pool connections by `state` (in_use, idle).
+pub const SERVER_POOL: &str = "acode_server_pool_connections";
+
 /// Batch latency buckets, seconds: the 20 ms target sits in the middle.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -71,6 +90,9 @@ impl Metrics {
         let builder = PrometheusBuilder::new();
         let builder = builder
             .set_buckets_for_metric(Matcher::Full(BATCH_LATENCY.into()), LATENCY_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(SERVER_PUSH_LATENCY.into()), LATENCY_BUCKETS)
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -154,6 +176,59 @@ impl Metrics {
         Ok(())
     }
 
+    /// Server: one answered request.
+    pub fn record_request(&self, route: &'static str, status: u16) {
+        self.with(|| {
+            counter!(SERVER_REQUESTS_TOTAL, "route" => route, "status" => status.to_string())
+                .increment(1);
+        });
+    }
+
+    /// Server: what one push did, and how long it took.
+    pub fn record_push(&self, results: &[ItemResult], took: Duration) {
+        self.with(|| {
+            for r in results {
+                let result = match r {
+                    ItemResult::Applied { .. } => "applied",
+                    ItemResult::Duplicate { .. } => "duplicate",
+                    ItemResult::Conflict { .. } => {
+                        counter!(SERVER_CONFLICTS_TOTAL).increment(1);
+                        "conflict"
+                    }
+                    ItemResult::Rejected { code, .. } => {
+                        counter!(SERVER_FAILURES_TOTAL, "code" => code.clone()).increment(1);
+                        "rejected"
+                    }
+                };
+                counter!(SERVER_CHANGES_TOTAL, "result" => result).increment(1);
+            }
+            histogram!(SERVER_PUSH_LATENCY).record(took.as_secs_f64());
+        });
+    }
+
+    /// Server: changes one pull served.
+    pub fn record_pulled(&self, changes: usize) {
+        self.with(|| counter!(SERVER_PULLED_TOTAL).increment(changes as u64));
+    }
+
+    /// Server: a request that failed with `code`.
+    pub fn record_failure(&self, code: ErrorCode) {
+        self.with(|| counter!(SERVER_FAILURES_TOTAL, "code" => code.code()).increment(1));
+    }
+
+    /// Server: a long-poll starts (`+1.0`) or ends (`-1.0`) waiting.
+    pub fn long_polls(&self, delta: f64) {
+        self.with(|| gauge!(SERVER_LONG_POLLS).increment(delta));
+    }
+
+    /// Server: the PostgreSQL pool as it stands.
+    pub fn observe_pool(&self, in_use: usize, idle: usize) {
+        self.with(|| {
+            gauge!(SERVER_POOL, "state" => "in_use").set(in_use as f64);
+            gauge!(SERVER_POOL, "state" => "idle").set(idle as f64);
+        });
+    }
+
     /// The Prometheus text format of every metric as it stands.
     pub fn render(&self) -> String {
         self.handle.render()
@@ -168,6 +243,46 @@ impl Metrics {
 }
 
 fn describe() {
+    describe_counter!(
+        SERVER_REQUESTS_TOTAL,
+        Unit::Count,
+        "Server: requests answered, by route and HTTP status."
+    );
+    describe_counter!(
+        SERVER_CHANGES_TOTAL,
+        Unit::Count,
+        "Server: pushed changes by result."
+    );
+    describe_counter!(
+        SERVER_CONFLICTS_TOTAL,
+        Unit::Count,
+        "Server: conflicts decided while ingesting."
+    );
+    describe_counter!(
+        SERVER_PULLED_TOTAL,
+        Unit::Count,
+        "Server: changes served by pulls."
+    );
+    describe_counter!(
+        SERVER_FAILURES_TOTAL,
+        Unit::Count,
+        "Server: failed requests and rejected changes by error code."
+    );
+    describe_histogram!(
+        SERVER_PUSH_LATENCY,
+        Unit::Seconds,
+        "Server: one push, from the body read to the answer."
+    );
+    describe_gauge!(
+        SERVER_LONG_POLLS,
+        Unit::Count,
+        "Server: long-polls waiting for a change."
+    );
+    describe_gauge!(
+        SERVER_POOL,
+        Unit::Count,
+        "Server: PostgreSQL pool connections by state."
+    );
     describe_gauge!(
         QUEUE_DEPTH,
         Unit::Count,

@@ -62,6 +62,7 @@ codes! {
     SyncParentUnknown = "ACODE-SYNC-009", 400, false, "the parent row is unknown to the server";
     AuthInvalidToken = "ACODE-AUTH-001", 401, false, "missing, invalid or revoked device token";
     AuthForbidden = "ACODE-AUTH-002", 403, false, "the device may not do this";
+    AuthNotFound = "ACODE-AUTH-003", 404, false, "no such tenant or device";
     HealthCheckFailed = "ACODE-HEALTH-001", 503, true, "a health check could not give an answer: it failed, panicked or timed out (the message names the check)";
     BackupFailed = "ACODE-BACKUP-001", 500, true, "a backup could not be written";
     BackupChecksum = "ACODE-BACKUP-002", 400, false, "the backup does not match its manifest (checksum or size): corrupt or truncated; nothing was restored";

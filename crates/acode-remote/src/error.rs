@@ -12,7 +12,7 @@ pub enum RemoteError {
     Unreachable { target: String, message: String },
     /// The server was reached and the call failed (a broken connection, a
     /// timeout, a serialization failure): worth retrying.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", detail(source))]
     Db {
         context: &'static str,
         #[source]
@@ -36,8 +36,23 @@ pub enum RemoteError {
     CursorExpired { cursor: i64, purged_below: i64 },
     #[error("invalid cursor {0:?}: expected the next_cursor of an earlier pull, or 0")]
     BadCursor(String),
+    #[error("missing, malformed, unknown or revoked device token")]
+    Unauthorized,
+    #[error("no such {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("stored data is not what this server wrote: {0}")]
     Corrupt(String),
+}
+
+/// The server's own message for a database error (tokio-postgres shows
+/// only "db error"), else the error as it is.
+fn detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl RemoteError {
@@ -55,6 +70,9 @@ impl RemoteError {
             RemoteError::BadCursor(_) => ErrorCode::SyncInvalidPayload,
             RemoteError::CursorExpired { .. } => ErrorCode::SyncCursorExpired,
             RemoteError::Forbidden(_) => ErrorCode::AuthForbidden,
+            RemoteError::Unauthorized => ErrorCode::AuthInvalidToken,
+            RemoteError::NotFound(_) => ErrorCode::AuthNotFound,
+            RemoteError::Invalid(_) => ErrorCode::UsageInvalid,
             RemoteError::SchemaTooNew { .. } => ErrorCode::SyncSchemaMismatch,
         }
     }

@@ -57,28 +57,36 @@ impl Remote {
         let cursor = Cursor::parse(since)?;
         let limit = i64::from(limit.clamp(1, MAX_LIMIT));
         let mut client = self.client().await?;
-        // One snapshot for the horizon check and the read, so a purge that
-        // commits in between cannot slip tombstones past this pull.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .start()
-            .await
-            .map_err(RemoteError::db("starting a pull"))?;
         // The device has applied everything up to the cursor: remember it
-        // (the purge horizon), and refuse a cursor issued before tombstones
-        // it had not reached were purged.
-        let purged_below: i64 = tx
-            .query_one(
-                "WITH seen AS (
-                     UPDATE sync_devices SET last_pulled_seq = greatest(last_pulled_seq, $3), last_seen_at = now()
-                     WHERE id = $2 AND tenant_id = $1
-                 )
-                 SELECT purged_below FROM sync_tenants WHERE id = $1",
+        // (the purge horizon). Its own statement, outside the snapshot
+        // below, so two pulls of one device at once (a worker's and its
+        // long-poll) never fail each other on this row.
+        client
+            .execute(
+                "UPDATE sync_devices SET last_pulled_seq = greatest(last_pulled_seq, $3), last_seen_at = now()
+                 WHERE id = $2 AND tenant_id = $1",
                 &[&device.tenant_id, &device.device_id, &cursor.seq],
             )
             .await
-            .map_err(RemoteError::db("recording pull progress"))?
+            .map_err(RemoteError::db("recording pull progress"))?;
+        // One snapshot for the horizon check and the read, so a purge that
+        // commits in between cannot slip tombstones past this pull: a
+        // cursor issued before tombstones it had not reached were purged is
+        // refused.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(RemoteError::db("starting a pull"))?;
+        let purged_below: i64 = tx
+            .query_one(
+                "SELECT purged_below FROM sync_tenants WHERE id = $1",
+                &[&device.tenant_id],
+            )
+            .await
+            .map_err(RemoteError::db("reading the purge horizon"))?
             .get(0);
         if cursor.expired(purged_below) {
             return Err(RemoteError::CursorExpired {

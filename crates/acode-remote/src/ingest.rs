@@ -141,6 +141,16 @@ impl Remote {
         )
         .await
         .map_err(RemoteError::db("storing batch answer"))?;
+        if !fresh.is_empty() {
+            // Delivered at commit: long-polls of this tenant, on every
+            // server instance, wake and read the feed.
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&crate::notify::FEED_CHANNEL, &device.tenant_id],
+            )
+            .await
+            .map_err(RemoteError::db("announcing the batch"))?;
+        }
         tx.commit()
             .await
             .map_err(RemoteError::db("committing batch"))?;

@@ -11,12 +11,14 @@
 //! tenants is enforced here only for callers that go through [`Remote`]
 //! with a [`Device`] (as the server does for each authenticated token).
 
+pub mod auth;
 mod change;
 mod error;
 mod fast;
 pub mod feed;
 pub mod ingest;
 mod mirror;
+pub mod notify;
 mod schema;
 pub mod tenants;
 
@@ -26,6 +28,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 pub use error::{RemoteError, Result};
+pub use notify::{FeedEvent, FeedListener};
 pub use schema::latest_version as latest_schema_version;
 pub use tenants::Device;
 
@@ -34,6 +37,8 @@ pub use tenants::Device;
 pub struct Remote {
     pool: Pool,
     target: String,
+    /// Where the pool connects; the feed listener opens its own connection.
+    config: tokio_postgres::Config,
 }
 
 /// How long a connection attempt may take before the remote counts as
@@ -53,14 +58,23 @@ impl Remote {
         if config.get_application_name().is_none() {
             config.application_name("acode");
         }
-        let (pool, target) =
-            pool(config, max_connections).map_err(|e| RemoteError::BadUrl(e.to_string()))?;
-        Ok(Remote { pool, target })
+        let (pool, target) = pool(config.clone(), max_connections)
+            .map_err(|e| RemoteError::BadUrl(e.to_string()))?;
+        Ok(Remote {
+            pool,
+            target,
+            config,
+        })
     }
 
     /// Where the pool connects (host, port, database; never the password).
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// The connection pool, for the health checks of a server.
+    pub fn connection_pool(&self) -> &Pool {
+        &self.pool
     }
 
     pub(crate) async fn client(&self) -> Result<Object> {

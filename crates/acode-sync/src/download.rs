@@ -27,6 +27,7 @@ pub enum DownloadOutcome {
         conflicts: usize,
         more: bool,
     },
+    /// As for upload: unreachable or refused, with the code first.
     Offline(String),
     Failed {
         code: ErrorCode,
@@ -44,7 +45,15 @@ pub async fn download_once<T: Transport>(
     let cursor = store.read(|tx| tx.cursor())?;
     let page = match transport.pull(&cursor, cfg.pull_limit, None).await {
         Ok(page) => page,
-        Err(TransportError::Unreachable(why)) => return Ok(DownloadOutcome::Offline(why)),
+        Err(TransportError::Unreachable(why)) => {
+            return Ok(DownloadOutcome::Offline(format!(
+                "{} {why}",
+                ErrorCode::SyncConnectionFailed
+            )));
+        }
+        Err(TransportError::Refused { code, message }) => {
+            return Ok(DownloadOutcome::Offline(format!("{code} {message}")));
+        }
         Err(TransportError::CursorExpired) => {
             // Resync from the start; pending local changes stay queued.
             store.write(|tx| {
@@ -77,7 +86,6 @@ pub fn apply_page(
 ) -> Result<DownloadOutcome, SyncError> {
     let now = cfg.now();
     let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let device = store.device_id().to_string();
     let mut files = Vec::new();
     let (applied, conflicts) = store.apply_remote(|tx| {
         tx.check_epoch(epoch)?;
@@ -87,7 +95,6 @@ pub fn apply_page(
         }
         let mut ctx = Apply {
             cfg,
-            device: &device,
             now,
             stamp: &stamp,
             pending,
@@ -177,7 +184,6 @@ enum Outcome {
 
 struct Apply<'a> {
     cfg: &'a EngineConfig,
-    device: &'a str,
     now: i64,
     stamp: &'a str,
     pending: HashMap<(Entity, Id), Vec<OutboxEntry>>,
@@ -230,12 +236,13 @@ impl Apply<'_> {
             return Ok(None); // Seen already (rule 5).
         }
         let unsettled = self.pending.get(&(entity, id)).cloned().unwrap_or_default();
-        if change.origin_device == self.device && !unsettled.is_empty() {
+        if unsettled.iter().any(|e| e.key == change.key) {
             // This device's own change coming back before its answer was
             // settled (a lost reply): not a conflict (rule 5); the frozen
-            // batch's answer settles it. With nothing unsettled, a newer
-            // version of this device's own is applied like any other (e.g.
-            // after a restore from a backup older than the change).
+            // batch's answer settles it. Recognised by its key, whatever
+            // name the remote knows this device by. A change of this
+            // device's that is no longer queued (e.g. after a restore from
+            // a backup older than it) is applied like any other.
             tx.set_row_remote(
                 entity,
                 id,

@@ -1,7 +1,7 @@
 //! Running the cycles: [`sync_now`] uploads every due batch and downloads
 //! until caught up, under the workspace's single-worker lease.
 
-use acode_protocol::{ErrorCode, Id};
+use acode_protocol::Id;
 use acode_store::Store;
 use acode_store::sync::state::Lease;
 use serde::{Deserialize, Serialize};
@@ -192,7 +192,7 @@ async fn upload_all<T: Transport>(
             UploadOutcome::Idle | UploadOutcome::Waiting(_) => break,
             UploadOutcome::Offline(why) => {
                 report.mode = Mode::Offline;
-                report.last_error = Some(format!("{} {why}", ErrorCode::SyncConnectionFailed));
+                report.last_error = Some(why);
                 return Ok(());
             }
             UploadOutcome::Settled(c) => {
@@ -233,7 +233,7 @@ async fn download_all<T: Transport>(
             }
             DownloadOutcome::Offline(why) => {
                 report.mode = Mode::Offline;
-                report.last_error = Some(format!("{} {why}", ErrorCode::SyncConnectionFailed));
+                report.last_error = Some(why);
                 break;
             }
             DownloadOutcome::Failed { code, message } => {

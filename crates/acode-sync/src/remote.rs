@@ -6,12 +6,15 @@ use acode_config::Config;
 use acode_protocol::{ErrorCode, Id, PullPage, PushRequest, PushResponse};
 
 use crate::error::SyncError;
+use crate::http::HttpTransport;
 use crate::postgres::PostgresTransport;
 use crate::transport::{Transport, TransportError};
 
 /// The transport a workspace's configuration names.
 pub enum RemoteTransport {
-    Postgres(PostgresTransport),
+    /// Boxed: it carries the pool and its configuration.
+    Postgres(Box<PostgresTransport>),
+    Http(HttpTransport),
 }
 
 /// The configured transport, or `None` when sync is disabled or no remote
@@ -40,12 +43,13 @@ pub fn transport_for(
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let t = PostgresTransport::new(url, &config.sync.remote.tenant, device_id)
             .map_err(|e| invalid(format!("sync.remote.url: {e}")))?;
-        return Ok(Some(RemoteTransport::Postgres(t)));
+        return Ok(Some(RemoteTransport::Postgres(Box::new(t))));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
-        return Err(invalid(
-            "sync.remote.url: the http(s) transport needs the sync server, which this build does not include yet; use a postgres:// URL (direct mode)".into(),
-        ));
+        let token = config.sync.remote.token.as_deref().unwrap_or_default();
+        let t = HttpTransport::new(url, token, config.sync.remote.ca_file.as_deref())
+            .map_err(|e| invalid(format!("sync.remote: {e}")))?;
+        return Ok(Some(RemoteTransport::Http(t)));
     }
     Err(invalid(format!(
         "sync.remote.url: {:?} is neither postgres(ql):// nor http(s)://",
@@ -54,6 +58,10 @@ pub fn transport_for(
 }
 
 impl Transport for RemoteTransport {
+    fn long_polls(&self) -> bool {
+        matches!(self, RemoteTransport::Http(_))
+    }
+
     async fn push(
         &self,
         batch_key: Id,
@@ -61,6 +69,7 @@ impl Transport for RemoteTransport {
     ) -> Result<PushResponse, TransportError> {
         match self {
             RemoteTransport::Postgres(t) => t.push(batch_key, request).await,
+            RemoteTransport::Http(t) => t.push(batch_key, request).await,
         }
     }
 
@@ -72,6 +81,7 @@ impl Transport for RemoteTransport {
     ) -> Result<PullPage, TransportError> {
         match self {
             RemoteTransport::Postgres(t) => t.pull(cursor, limit, wait).await,
+            RemoteTransport::Http(t) => t.pull(cursor, limit, wait).await,
         }
     }
 }

@@ -25,6 +25,11 @@ pub enum TransportError {
     /// Will fail again as it is: the batch's entries fail with `code`.
     #[error("{code}: {message}")]
     Permanent { code: ErrorCode, message: String },
+    /// The remote refuses this device itself (a missing, bad or revoked
+    /// token, a disabled tenant): the engine stops for this round, as when
+    /// offline, spending no attempts; the status shows `code`.
+    #[error("{code}: {message}")]
+    Refused { code: ErrorCode, message: String },
     /// The cursor is older than the feed keeps: pull again from 0.
     #[error("cursor expired")]
     CursorExpired,
@@ -37,6 +42,12 @@ pub trait Transport: Send + Sync {
         batch_key: Id,
         request: &PushRequest,
     ) -> impl Future<Output = Result<PushResponse, TransportError>> + Send;
+
+    /// Whether [`Transport::pull`] honours `wait` (holds the request until a
+    /// change arrives); the worker then watches the feed with it.
+    fn long_polls(&self) -> bool {
+        false
+    }
 
     /// Pulls changes after `cursor`; with `wait`, holds until one arrives.
     fn pull(

@@ -27,7 +27,8 @@ pub enum UploadOutcome {
     Idle,
     /// The batch in flight backs off until this time (Unix ms).
     Waiting(i64),
-    /// The remote could not be reached; nothing was spent.
+    /// The remote could not be reached, or refused this device; nothing
+    /// was spent. The message starts with its error code.
     Offline(String),
     /// A batch was answered and settled.
     Settled(Counts),
@@ -80,7 +81,13 @@ pub async fn upload_once<T: Transport>(
             "the answer does not match the batch",
             None,
         ),
-        Err(TransportError::Unreachable(why)) => Ok(UploadOutcome::Offline(why)),
+        Err(TransportError::Unreachable(why)) => Ok(UploadOutcome::Offline(format!(
+            "{} {why}",
+            ErrorCode::SyncConnectionFailed
+        ))),
+        Err(TransportError::Refused { code, message }) => {
+            Ok(UploadOutcome::Offline(format!("{code} {message}")))
+        }
         Err(TransportError::Transient {
             code,
             message,

@@ -5,6 +5,11 @@
 //! obeys pause/resume stored in the database, backs off while the remote is
 //! unreachable, and stops gracefully: the batch in flight is settled or
 //! left frozen, never half-written.
+//!
+//! With a transport that long-polls (the sync server), a watcher task holds
+//! a pull open at the worker's cursor and wakes the worker as soon as the
+//! feed has something new, so another device's change arrives within a
+//! second instead of a download-poll interval.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +34,9 @@ const RECONNECT: RetryPolicy = RetryPolicy {
     cap: Duration::from_secs(60),
 };
 
+/// How long the watcher's pull waits for a change.
+const LONG_POLL: Duration = Duration::from_secs(25);
+
 /// A running worker.
 pub struct SyncEngine {
     stop: watch::Sender<bool>,
@@ -47,6 +55,16 @@ impl SyncEngine {
         let (owner, lease) = take_lease(&mut store, "worker", cfg.now())?;
         let (stop, stopped) = watch::channel(false);
         let wake = Arc::new(Notify::new());
+        let transport = Arc::new(transport);
+        let cursor = watch::channel(store.read(|tx| tx.cursor())?).0;
+        let news = Arc::new(Notify::new());
+        let watcher = transport.long_polls().then(|| {
+            tokio::spawn(watch_feed(
+                transport.clone(),
+                cursor.subscribe(),
+                news.clone(),
+            ))
+        });
         let worker = Worker {
             store,
             transport,
@@ -55,6 +73,9 @@ impl SyncEngine {
             epoch: lease.epoch,
             wake: wake.clone(),
             stopped,
+            cursor,
+            news,
+            watcher,
         };
         let task = tokio::spawn(worker.run());
         Ok(SyncEngine { stop, wake, task })
@@ -81,17 +102,25 @@ impl SyncEngine {
 
 struct Worker<T> {
     store: Store,
-    transport: T,
+    transport: Arc<T>,
     cfg: EngineConfig,
     owner: String,
     epoch: i64,
     wake: Arc<Notify>,
     stopped: watch::Receiver<bool>,
+    /// The saved cursor, for the watcher.
+    cursor: watch::Sender<String>,
+    /// Rung by the watcher when the feed has something past the cursor.
+    news: Arc<Notify>,
+    watcher: Option<JoinHandle<()>>,
 }
 
-impl<T: Transport> Worker<T> {
+impl<T: Transport + 'static> Worker<T> {
     async fn run(mut self) -> Result<Store, SyncError> {
         let result = self.run_loop().await;
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
         let released = self.store.write(|tx| tx.release_lease(&self.owner));
         result?;
         released?;
@@ -136,12 +165,20 @@ impl<T: Transport> Worker<T> {
             if cycles.upload || cycles.download {
                 let report = run_cycles(
                     &mut self.store,
-                    &self.transport,
+                    &*self.transport,
                     &self.cfg,
                     self.epoch,
                     cycles,
                 )
                 .await?;
+                if cycles.download {
+                    let cursor = self.store.read(|tx| tx.cursor())?;
+                    self.cursor.send_if_modified(|c| {
+                        let moved = *c != cursor;
+                        *c = cursor;
+                        moved
+                    });
+                }
                 if let Some(request) = asked {
                     let json = serde_json::to_string(&report).unwrap_or_default();
                     self.store.write(|tx| {
@@ -170,6 +207,7 @@ impl<T: Transport> Worker<T> {
             tokio::select! {
                 _ = self.stopped.changed() => {}
                 _ = self.wake.notified() => wanted = true,
+                _ = self.news.notified() => next_download = 0,
                 _ = tokio::time::sleep(TICK) => {}
             }
         }
@@ -199,6 +237,33 @@ impl<T: Transport> Worker<T> {
             .connection()
             .query_row("PRAGMA data_version", [], |r| r.get(0))
             .map_err(|e| SyncError::Store(e.into()))
+    }
+}
+
+/// Holds a long-poll open at the worker's cursor; when the feed has a
+/// change past it, rings `news` and waits for the worker to move the
+/// cursor (or a while, should that download fail) before asking again.
+async fn watch_feed<T: Transport>(
+    transport: Arc<T>,
+    mut cursor: watch::Receiver<String>,
+    news: Arc<Notify>,
+) {
+    let mut failures = 0u32;
+    loop {
+        let at = cursor.borrow_and_update().clone();
+        match transport.pull(&at, 1, Some(LONG_POLL)).await {
+            Ok(page) if page.changes.is_empty() => failures = 0,
+            Ok(_) => {
+                failures = 0;
+                news.notify_one();
+                let _ = tokio::time::timeout(Duration::from_secs(5), cursor.changed()).await;
+            }
+            Err(_) => {
+                // The worker's own cycles report the error; back off here.
+                failures += 1;
+                tokio::time::sleep(RECONNECT.delay(failures, fastrand::f64())).await;
+            }
+        }
     }
 }
 

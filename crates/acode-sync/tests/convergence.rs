@@ -206,7 +206,7 @@ async fn play(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 devs[d].advance(std::time::Duration::from_secs(600));
             }
             Step::Purge => {
-                devs[0].net.inner.remote().migrate().await.unwrap();
+                devs[0].remote.migrate().await.unwrap();
                 let client = pg(&db).await;
                 let tenant = client
                     .query_opt("SELECT id FROM sync_tenants WHERE name = 'default'", &[])
@@ -215,9 +215,7 @@ async fn play(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 if let Some(row) = tenant {
                     let tenant: String = row.get(0);
                     devs[0]
-                        .net
-                        .inner
-                        .remote()
+                        .remote
                         .purge_tombstones(&tenant, std::time::Duration::from_secs(3600))
                         .await
                         .unwrap();

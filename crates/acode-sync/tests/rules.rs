@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use acode_protocol::{Change, Entity, Id, Op, Policy, Privacy, PushRequest};
 use acode_store::{EntryStatus, RowStatus};
 use acode_sync::Mode;
-use acode_testkit::{Proxy, TestDb};
+use acode_testkit::TestDb;
 use common::{Dev, Fault, pg, pg_chat, pg_count};
 use serde_json::json;
 
@@ -45,17 +44,10 @@ async fn rule_1_a_lost_reply_then_a_new_edit_of_the_row_still_reaches_postgres()
     assert_ne!(keys[1], keys[2]);
 }
 
-async fn proxied(db: &TestDb) -> (Proxy, Dev) {
-    let target: SocketAddr = format!("{}:{}", db.host(), db.port()).parse().unwrap();
-    let proxy = Proxy::start(target).await;
-    let dev = Dev::with_url(&db.url_via("127.0.0.1", proxy.addr().port()));
-    (proxy, dev)
-}
-
 #[tokio::test]
 async fn rule_2_an_outage_of_a_minute_costs_no_attempts_and_all_drains_after() {
     let db = TestDb::create();
-    let (proxy, mut dev) = proxied(&db).await;
+    let (proxy, mut dev) = Dev::proxied(&db).await;
     let first = dev.chat("before the outage");
     dev.sync().await;
     proxy.down();
@@ -578,7 +570,7 @@ async fn rule_10_a_device_behind_purged_tombstones_resyncs_from_zero() {
     a.sync().await; // A has now pulled past its own changes
     // B is away long enough to count as inactive; the tombstone is purged.
     let client = pg(&db).await;
-    let b_id = b.store.device_id().to_string();
+    let b_id = b.device_id.clone();
     client
         .execute(
             "UPDATE sync_devices SET last_seen_at = now() - interval '2 days' WHERE id = $1",
@@ -592,9 +584,7 @@ async fn rule_10_a_device_behind_purged_tombstones_resyncs_from_zero() {
         .unwrap()
         .get(0);
     let purged = a
-        .net
-        .inner
-        .remote()
+        .remote
         .purge_tombstones(&tenant, Duration::from_secs(3600))
         .await
         .unwrap();

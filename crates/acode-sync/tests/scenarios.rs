@@ -49,6 +49,17 @@ async fn written_offline_arrives_once_connected() {
         .unwrap()
         .get(0);
     assert_eq!(content, "hello");
+    // Through the sync server, the device is one `admin device add` made:
+    // it authenticated with a token.
+    let has_token: bool = client
+        .query_one(
+            "SELECT token_hash IS NOT NULL FROM sync_devices WHERE id = $1",
+            &[&dev.device_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(has_token, common::over_http());
 }
 
 #[tokio::test]

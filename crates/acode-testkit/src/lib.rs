@@ -8,6 +8,7 @@
 //! start when PostgreSQL is not there: a test never skips.
 
 mod pg;
+pub mod prometheus;
 mod proxy;
 
 pub use pg::TestDb;

@@ -1,20 +1,164 @@
 //! `acode admin …`: commands on the server database (no workspace needed).
-//! `admin backup` is a thin call into `acode_backup::server`: it finds
-//! `pg_dump` on this process's `PATH`, dumps, and prints what was written
-//! and what retention removed.
+//! `migrate`, `tenant` and `device` call `acode_remote` (the schema, then
+//! tenants and device tokens: a token is printed once and only its hash is
+//! stored). `admin backup` is a thin call into `acode_backup::server`: it
+//! finds `pg_dump` on this process's `PATH`, dumps, and prints what was
+//! written and what retention removed.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use acode_backup::{PgDump, Retention, backup_server};
+use acode_remote::Remote;
+use acode_remote::auth::{DeviceInfo, NewDevice, Tenant};
 use serde::Serialize;
 
 use super::Ctx;
-use crate::cli::{AdminBackupArgs, AdminCommand};
+use crate::cli::{AdminBackupArgs, AdminCommand, DatabaseArgs, DeviceCommand, TenantCommand};
 
 pub fn run(ctx: &Ctx, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Backup(args) => run_backup(ctx, args),
+        AdminCommand::Migrate(db) => {
+            let applied = on_server(&db, |r| async move { r.migrate().await })?;
+            ctx.print(&Migrated {
+                applied,
+                schema_version: acode_remote::latest_schema_version(),
+            })
+        }
+        AdminCommand::Tenant(TenantCommand::Add { database, name }) => {
+            let tenant = on_server(&database, |r| async move { r.add_tenant(&name).await })?;
+            ctx.print(&TenantView(tenant))
+        }
+        AdminCommand::Device(DeviceCommand::Add {
+            database,
+            tenant,
+            name,
+        }) => {
+            let device = on_server(
+                &database,
+                |r| async move { r.add_device(&tenant, &name).await },
+            )?;
+            ctx.print(&NewDeviceView(device))
+        }
+        AdminCommand::Device(DeviceCommand::List { database, tenant }) => {
+            let devices = on_server(&database, |r| async move {
+                r.list_devices(tenant.as_deref()).await
+            })?;
+            ctx.print(&DevicesView(devices))
+        }
+        AdminCommand::Device(DeviceCommand::Revoke { database, id }) => {
+            let shown = id.clone();
+            on_server(&database, |r| async move { r.revoke_device(&id).await })?;
+            ctx.print(&Revoked { id: shown })
+        }
+    }
+}
+
+/// Runs one call against the server database on a small runtime.
+fn on_server<T, F, Fut>(db: &DatabaseArgs, call: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Remote) -> Fut,
+    Fut: Future<Output = acode_remote::Result<T>>,
+{
+    let remote = Remote::new(&db.database_url, 1)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(call(remote))?)
+}
+
+#[derive(Serialize)]
+struct Migrated {
+    applied: Vec<String>,
+    schema_version: i64,
+}
+
+impl fmt::Display for Migrated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.applied.is_empty() {
+            write!(f, "Server schema is up to date (v{})", self.schema_version)
+        } else {
+            write!(
+                f,
+                "Server schema migrated to v{}: {}",
+                self.schema_version,
+                self.applied.join(", ")
+            )
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct TenantView(Tenant);
+
+impl fmt::Display for TenantView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.0;
+        let what = if t.created {
+            "created"
+        } else {
+            "exists already"
+        };
+        write!(f, "Tenant {} {what} (id {})", t.name, t.id)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct NewDeviceView(NewDevice);
+
+impl fmt::Display for NewDeviceView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.0;
+        writeln!(
+            f,
+            "Device {} added to tenant {} (id {})",
+            d.name, d.tenant, d.id
+        )?;
+        writeln!(f, "Token (shown once; only its hash is kept):")?;
+        writeln!(f, "  {}", d.token)?;
+        write!(
+            f,
+            "Give it to the device as sync.remote.token (or ACODE_SYNC_REMOTE_TOKEN)."
+        )
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct DevicesView(Vec<DeviceInfo>);
+
+impl fmt::Display for DevicesView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "No devices.");
+        }
+        let mut table =
+            crate::output::table(["ID", "TENANT", "NAME", "TOKEN", "LAST SEEN", "REVOKED"]);
+        for d in &self.0 {
+            table.add_row(vec![
+                d.id.clone(),
+                d.tenant.clone(),
+                d.name.clone(),
+                (if d.has_token { "yes" } else { "direct" }).to_string(),
+                d.last_seen_at.clone().unwrap_or_else(|| "never".into()),
+                d.revoked_at.clone().unwrap_or_default(),
+            ]);
+        }
+        write!(f, "{table}")
+    }
+}
+
+#[derive(Serialize)]
+struct Revoked {
+    id: String,
+}
+
+impl fmt::Display for Revoked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Device {} revoked: its token no longer works", self.id)
     }
 }
 

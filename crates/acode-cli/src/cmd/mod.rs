@@ -13,6 +13,7 @@ mod health;
 mod init;
 mod msg;
 mod runs;
+mod serve;
 mod sync;
 
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(cmd) => sync::run(&ctx, cmd),
         Command::Health => health::run(&ctx),
         Command::Export(args) => export::run(&ctx, args),
+        Command::Serve(args) => serve::run(args),
         Command::Admin(cmd) => admin::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Codes => codes::run(&ctx),
@@ -156,4 +158,20 @@ pub fn sync_status(
         .sync_labels(entity, &[(id, effective)])?
         .remove(&id)
         .unwrap_or("synced"))
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

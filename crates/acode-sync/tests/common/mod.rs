@@ -1,18 +1,28 @@
 //! Devices, a fault-injecting wrapper around the real transport, and
 //! PostgreSQL inspection, shared by the engine's integration tests.
+//!
+//! A test target whose name ends in `_http` (e.g. `scenarios_http`, the
+//! same file as `scenarios`) runs its devices through a real `acode serve`
+//! started on the test's database; any other runs them on the direct
+//! PostgreSQL transport.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 use acode_protocol::{ErrorCode, Id, PullPage, PushRequest, PushResponse};
+use acode_remote::Remote;
 use acode_store::{
     Chat, ChatPatch, EntryStatus, Message, NewChat, NewMessage, OpenOptions, Privacy, Role, Store,
 };
-use acode_sync::{EngineConfig, PostgresTransport, SyncReport, Transport, TransportError};
-use acode_testkit::TestDb;
+use acode_sync::{
+    EngineConfig, HttpTransport, PostgresTransport, RemoteTransport, SyncReport, Transport,
+    TransportError,
+};
+use acode_testkit::{Proxy, TestDb};
 use tempfile::TempDir;
 use tokio_postgres::NoTls;
 
@@ -60,6 +70,10 @@ impl<T: Transport> Faulty<T> {
 }
 
 impl<T: Transport> Transport for Faulty<T> {
+    fn long_polls(&self) -> bool {
+        self.inner.long_polls()
+    }
+
     async fn push(&self, key: Id, req: &PushRequest) -> Result<PushResponse, TransportError> {
         match self.fault() {
             Fault::Unreachable => Err(TransportError::Unreachable(
@@ -110,22 +124,174 @@ impl<T: Transport> Transport for Faulty<T> {
     }
 }
 
+/// Whether this test target runs its devices through the sync server.
+pub fn over_http() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_http")
+}
+
+/// Runs `f` to completion on a runtime of its own, on another thread: for
+/// set-up from a synchronous function called inside a test's runtime.
+pub fn blocking<T: Send + 'static, F>(f: impl FnOnce() -> F + Send + 'static) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f())
+    })
+    .join()
+    .unwrap()
+}
+
+/// An `acode serve` on the test's database, on a thread and runtime of its
+/// own; stopped (gracefully) when the last device using it is dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start(database_url: &str) -> TestServer {
+        let url = database_url.to_string();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                Remote::new(&url, 1).unwrap().migrate().await.unwrap();
+                let server = acode_server::Server::start(acode_server::ServerOptions {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    database_url: url,
+                    pool_size: 8,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+                addr_tx.send(server.addr()).unwrap();
+                let _ = stopped.await;
+                server.stop().await.unwrap();
+            });
+        });
+        let addr = addr_rx.recv().expect("the test server did not start");
+        TestServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The server of `database_url`, started by the first device to ask.
+    pub fn shared(database_url: &str) -> Arc<TestServer> {
+        static SERVERS: Mutex<Vec<(String, Weak<TestServer>)>> = Mutex::new(Vec::new());
+        let mut servers = SERVERS.lock().unwrap();
+        servers.retain(|(_, s)| s.strong_count() > 0);
+        if let Some(server) = servers
+            .iter()
+            .find(|(url, _)| url == database_url)
+            .and_then(|(_, s)| s.upgrade())
+        {
+            return server;
+        }
+        let server = Arc::new(TestServer::start(database_url));
+        servers.push((database_url.to_string(), Arc::downgrade(&server)));
+        server
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A new device of tenant `default` with its token, as `acode admin
+/// device add` makes one.
+pub fn new_device(database_url: &str) -> acode_remote::auth::NewDevice {
+    let url = database_url.to_string();
+    blocking(move || async move {
+        let remote = Remote::new(&url, 1).unwrap();
+        remote.add_tenant("default").await.unwrap();
+        remote.add_device("default", "test device").await.unwrap()
+    })
+}
+
 /// One device: its own workspace database, engine settings, a clock the
-/// test can move forward, and a transport to the test's PostgreSQL.
+/// test can move forward, and a transport to the test's remote (the
+/// database directly, or a sync server on it; see [`over_http`]).
 pub struct Dev {
     pub store: Store,
     pub cfg: EngineConfig,
-    pub net: Faulty<PostgresTransport>,
+    pub net: Faulty<RemoteTransport>,
     pub skew: Arc<AtomicI64>,
     pub dir: TempDir,
+    /// The server database, for what tests do behind the devices' backs.
+    pub remote: Remote,
+    /// The id the remote knows this device by.
+    pub device_id: String,
+    /// The sync server this device talks to, over HTTP.
+    pub server: Option<Arc<TestServer>>,
 }
 
 impl Dev {
     pub fn new(db: &TestDb) -> Dev {
-        Dev::with_url(&db.url())
+        if over_http() {
+            let server = TestServer::shared(&db.url());
+            let url = format!("http://{}", server.addr);
+            Dev::build(&db.url(), Some(server), |_, remote_id| {
+                RemoteTransport::Http(HttpTransport::new(&url, remote_id, None).unwrap())
+            })
+        } else {
+            Dev::with_url(&db.url())
+        }
     }
 
+    /// A device on the direct transport to `url`.
     pub fn with_url(url: &str) -> Dev {
+        let u = url.to_string();
+        Dev::build(url, None, move |store, _| {
+            let direct = PostgresTransport::new(&u, "default", store.device_id()).unwrap();
+            RemoteTransport::Postgres(Box::new(direct))
+        })
+    }
+
+    /// A device whose path to the remote goes through a proxy the test can
+    /// cut: to PostgreSQL (direct), or to the sync server (HTTP).
+    pub async fn proxied(db: &TestDb) -> (Proxy, Dev) {
+        if over_http() {
+            let server = TestServer::shared(&db.url());
+            let proxy = Proxy::start(server.addr).await;
+            let url = format!("http://{}", proxy.addr());
+            let dev = Dev::build(&db.url(), Some(server), |_, token| {
+                RemoteTransport::Http(HttpTransport::new(&url, token, None).unwrap())
+            });
+            (proxy, dev)
+        } else {
+            let target: SocketAddr = format!("{}:{}", db.host(), db.port()).parse().unwrap();
+            let proxy = Proxy::start(target).await;
+            let dev = Dev::with_url(&db.url_via("127.0.0.1", proxy.addr().port()));
+            (proxy, dev)
+        }
+    }
+
+    /// `transport(store, token)`: the token is empty on the direct transport.
+    fn build(
+        database_url: &str,
+        server: Option<Arc<TestServer>>,
+        transport: impl FnOnce(&Store, &str) -> RemoteTransport,
+    ) -> Dev {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("workspace.db"), &OpenOptions::default()).unwrap();
         let skew = Arc::new(AtomicI64::new(0));
@@ -137,13 +303,22 @@ impl Dev {
             }),
             ..EngineConfig::default()
         };
-        let net = Faulty::new(PostgresTransport::new(url, "default", store.device_id()).unwrap());
+        let (device_id, token) = if server.is_some() {
+            let d = new_device(database_url);
+            (d.id, d.token)
+        } else {
+            (store.device_id().to_string(), String::new())
+        };
+        let net = Faulty::new(transport(&store, &token));
         Dev {
             store,
             cfg,
             net,
             skew,
             dir,
+            remote: Remote::new(database_url, 2).unwrap(),
+            device_id,
+            server,
         }
     }
 

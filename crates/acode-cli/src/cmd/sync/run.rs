@@ -186,24 +186,9 @@ pub fn worker(ctx: &Ctx) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let engine = SyncEngine::start(store, transport, cfg)?;
         eprintln!("acode sync worker running; stop with Ctrl-C");
-        shutdown_signal().await;
+        crate::cmd::shutdown_signal().await;
         engine.stop().await?;
         eprintln!("acode sync worker stopped");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
