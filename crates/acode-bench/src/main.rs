@@ -1,7 +1,7 @@
 //! `acode-bench`: benchmarks that print ratios against references measured
 //! in the same run (BENCH.md). Run one with
 //! `cargo run --release -p acode-bench -- store-commit` (or `export`,
-//! `backup`, `sync-drain`, `health`); `--quick` is the
+//! `backup`, `sync-drain`, `health`, `server`); `--quick` is the
 //! smoke CI runs, `--json` is for machines.
 
 mod backup;
@@ -9,6 +9,7 @@ mod export;
 mod fixture;
 mod health;
 mod report;
+mod server;
 mod store_commit;
 mod sync_drain;
 
@@ -45,6 +46,9 @@ enum Bench {
     Backup(backup::Args),
     /// A full health run (every check, cache off) against a bare SELECT 1.
     Health(health::Args),
+    /// The sync server: a write on one device visible on another (long-poll),
+    /// p50/p99; 20 devices pushing through HTTP against the direct transport.
+    Server(server::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Backup(args) => backup::run(&args, cli.quick)?,
         Bench::SyncDrain(args) => sync_drain::run(&args, cli.quick)?,
         Bench::Health(args) => health::run(&args, cli.quick)?,
+        Bench::Server(args) => server::run(&args, cli.quick)?,
     };
     report::print(&rows, cli.json)
 }

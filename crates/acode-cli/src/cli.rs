@@ -303,6 +303,20 @@ pub struct ServeArgs {
     /// PostgreSQL connections of this instance
     #[arg(long, value_name = "N", env = "ACODE_SERVER_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub pool_size: u32,
+    /// Long-polls one device may hold open at once (one more is 429)
+    #[arg(long, value_name = "N", env = "ACODE_SERVER_MAX_WAITS_PER_DEVICE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_waits_per_device: u32,
+    /// Seconds between purges of tombstones every active device has pulled past (0: never)
+    #[arg(
+        long,
+        value_name = "S",
+        env = "ACODE_SERVER_PURGE_EVERY_SECONDS",
+        default_value_t = 3600
+    )]
+    pub purge_every_seconds: u64,
+    /// Days without a pull after which a device no longer holds back the purge (it resyncs when back)
+    #[arg(long, value_name = "D", env = "ACODE_SERVER_DEVICE_ACTIVE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub device_active_days: u64,
 }
 
 /// The server database of an `admin` command.

@@ -312,6 +312,19 @@ fn a_worker_sees_another_devices_change_through_long_poll_and_serve_stops_on_sig
         .args(["-TERM", &worker.id().to_string()])
         .status();
     assert!(worker.wait().unwrap().success());
+    // `acode health` checks the sync server the workspace uses.
+    let sync_server = |ws: &Ws| {
+        let r = run(&mut ws.cmd(&["health"]));
+        let report: Value = r.json();
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "sync_server")
+            .cloned()
+            .unwrap_or_else(|| panic!("no sync_server check: {report}"))
+    };
+    assert_eq!(sync_server(&a)["status"], "Healthy");
 
     // SIGTERM: a long-poll in flight is answered (200, no changes), and the
     // server exits 0. (A fresh instance: the stopped worker's own long-poll
@@ -339,4 +352,16 @@ fn a_worker_sees_another_devices_change_through_long_poll_and_serve_stops_on_sig
     let page = waiting.join().unwrap().unwrap();
     assert!(page.changes.is_empty());
     assert!(stop.elapsed() < Duration::from_secs(10));
+    // With no server there, the check is Unhealthy (the workspace still works).
+    let gone = Ws::new();
+    let config = std::fs::read_to_string(gone.agent("config.yml"))
+        .unwrap()
+        .replacen(
+            "# url: https://sync.example.com",
+            &format!("url: \"{}\"", server.url),
+            1,
+        );
+    std::fs::write(gone.agent("config.yml"), config).unwrap();
+    let check = sync_server(&gone);
+    assert_eq!(check["status"], "Unhealthy", "{check}");
 }

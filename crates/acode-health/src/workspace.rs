@@ -11,6 +11,7 @@ use acode_store::Store;
 use crate::checks::postgres::{PgTarget, PoolCheck, PostgresCheck, TransactionsCheck};
 use crate::checks::queue::{FailureRateCheck, LagCheck, OutboxCheck, QueueSource};
 use crate::checks::redis::RedisCheck;
+use crate::checks::server::ServerCheck;
 use crate::checks::sqlite::{SchemaCheck, SqliteCheck};
 use crate::checks::storage::{DiskCheck, FileSizeCheck, FreeSpace, Statvfs};
 use crate::clock::{Clock, SystemClock};
@@ -99,6 +100,12 @@ impl WorkspaceChecks {
                 .add(PostgresCheck::new(pg.clone(), t.slow_round_trip))
                 .add(PoolCheck::server_slots(pg.clone(), t.pool_usage))
                 .add(TransactionsCheck::new(pg, t.transaction));
+        }
+        if let Some(url) = remote.filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        {
+            let check = ServerCheck::new(url, t.timeout, t.slow_round_trip)
+                .map_err(|e| invalid("sync.remote.url", e, None))?;
+            registry.add(check);
         }
         if let Some((url, origin)) = self.redis_url {
             let check = RedisCheck::new(&url, t.slow_round_trip)

@@ -154,6 +154,28 @@ pub struct Purged {
 }
 
 impl Remote {
+    /// [`Remote::purge_tombstones`] for every tenant that has tombstones;
+    /// how many it removed in all.
+    pub async fn purge_all_tombstones(&self, active_within: std::time::Duration) -> Result<u64> {
+        let tenants: Vec<String> = self
+            .client()
+            .await?
+            .query(
+                "SELECT DISTINCT tenant_id FROM sync_changes WHERE op = 'delete'",
+                &[],
+            )
+            .await
+            .map_err(RemoteError::db("finding tenants with tombstones"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut removed = 0;
+        for tenant in tenants {
+            removed += self.purge_tombstones(&tenant, active_within).await?.removed;
+        }
+        Ok(removed)
+    }
+
     /// Removes the feed's tombstones that every active device of the tenant
     /// has pulled past (rule 10). A device is active when it pulled within
     /// `active_within` and is not revoked; an inactive one whose cursor is

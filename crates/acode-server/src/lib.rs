@@ -52,6 +52,12 @@ pub struct ServerOptions {
     pub max_wait: Duration,
     /// PostgreSQL connections of this instance.
     pub pool_size: usize,
+    /// How often this instance purges tombstones every active device has
+    /// pulled past (DESIGN.md §15 rule 10); `None`: never.
+    pub purge_every: Option<Duration>,
+    /// A device that has not pulled for this long no longer holds back
+    /// the purge (it resyncs from zero when it returns).
+    pub device_active_within: Duration,
     /// Long-polls one device may hold open at once on this instance; one
     /// more is 429 (a client bug should not tie up the server).
     pub max_waits_per_device: usize,
@@ -78,6 +84,8 @@ impl Default for ServerOptions {
             max_wait: Duration::from_secs(60),
             pool_size: 16,
             max_waits_per_device: 4,
+            purge_every: Some(Duration::from_secs(3600)),
+            device_active_within: Duration::from_secs(30 * 86_400),
             tls: None,
             health: HealthConfig::default(),
         }
@@ -145,6 +153,14 @@ impl Server {
             );
         }
         let (stop, stopping) = watch::channel(false);
+        if let Some(every) = opts.purge_every {
+            tokio::spawn(purge_loop(
+                remote.clone(),
+                every,
+                opts.device_active_within,
+                stopping.clone(),
+            ));
+        }
         let app = Arc::new(App {
             remote,
             feed,
@@ -244,6 +260,28 @@ impl Server {
         signal.await;
         tracing::info!("stopping: finishing requests in flight");
         self.stop().await
+    }
+}
+
+/// Purges tombstones every `every` until the server stops. Safe on every
+/// instance at once: each tenant's purge holds the tenant's lock.
+async fn purge_loop(
+    remote: Remote,
+    every: Duration,
+    active_within: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        match remote.purge_all_tombstones(active_within).await {
+            Ok(removed) => tracing::info!(removed, "tombstones purged"),
+            Err(e) => {
+                tracing::warn!(error = %e, "purging tombstones failed; next try in {every:?}")
+            }
+        }
     }
 }
 

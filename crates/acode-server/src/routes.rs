@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acode_protocol::{
-    Change, ChangeKey, ErrorCode, Id, Policy, PullPage, PushRequest, SCHEMA_VERSION,
+    Change, ChangeKey, ErrorCode, Id, ItemResult, Policy, PullPage, PushRequest, SCHEMA_VERSION,
 };
 use acode_remote::{Device, RemoteError};
 use axum::body::Bytes;
@@ -18,7 +18,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -137,12 +138,28 @@ async fn timed<T>(
 /// A push as far as it must parse for the batch to be taken at all; each
 /// change is parsed on its own, so a bad one is rejected alone.
 #[derive(Deserialize)]
-struct RawPush {
+struct RawPush<'a> {
     #[serde(default)]
     device_oldest_unsettled: Option<ChangeKey>,
     #[serde(default)]
     policy: Option<Policy>,
-    changes: Vec<Value>,
+    #[serde(borrow)]
+    changes: Vec<&'a RawValue>,
+}
+
+/// One result of the answer: ingest's, or a rejection of a change that did
+/// not parse (its key as sent, whatever it was).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Slot<'a> {
+    Taken(&'a ItemResult),
+    Unparsed(Value),
+}
+
+#[derive(Serialize)]
+struct PushAnswer<'a> {
+    results: Vec<Slot<'a>>,
+    server_time: String,
 }
 
 async fn push(
@@ -181,19 +198,25 @@ async fn push(
     // place, and the rest go to ingest together.
     let mut slots: Vec<Result<usize, Value>> = Vec::with_capacity(raw.changes.len());
     let mut valid: Vec<Change> = Vec::with_capacity(raw.changes.len());
-    for value in raw.changes {
-        let key = value.get("key").cloned().unwrap_or(Value::Null);
-        match serde_json::from_value::<Change>(value) {
+    for text in raw.changes {
+        match serde_json::from_str::<Change>(text.get()) {
             Ok(change) => {
                 slots.push(Ok(valid.len()));
                 valid.push(change);
             }
-            Err(e) => slots.push(Err(json!({
-                "key": key,
-                "status": "rejected",
-                "code": ErrorCode::SyncInvalidPayload.code(),
-                "message": format!("invalid change: {e}"),
-            }))),
+            Err(e) => {
+                let key = serde_json::from_str::<Value>(text.get())
+                    .ok()
+                    .and_then(|v| v.get("key").cloned())
+                    .unwrap_or(Value::Null);
+                app.metrics.record_failure(ErrorCode::SyncInvalidPayload);
+                slots.push(Err(json!({
+                    "key": key,
+                    "status": "rejected",
+                    "code": ErrorCode::SyncInvalidPayload.code(),
+                    "message": format!("invalid change: {e}"),
+                })));
+            }
         }
     }
     let request = PushRequest {
@@ -213,22 +236,18 @@ async fn push(
         (answer.results, answer.server_time)
     };
     app.metrics.record_push(&taken, started.elapsed());
-    let mut results = Vec::with_capacity(slots.len());
-    for slot in slots {
-        results.push(match slot {
-            Ok(i) => serde_json::to_value(&taken[i]).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::SyncBatchFailed,
-                    format!("encoding a result: {e}"),
-                )
-            })?,
-            Err(rejected) => {
-                app.metrics.record_failure(ErrorCode::SyncInvalidPayload);
-                rejected
-            }
-        });
-    }
-    Ok(Json(json!({"results": results, "server_time": server_time})).into_response())
+    let results = slots
+        .into_iter()
+        .map(|slot| match slot {
+            Ok(i) => Slot::Taken(&taken[i]),
+            Err(rejected) => Slot::Unparsed(rejected),
+        })
+        .collect();
+    Ok(Json(PushAnswer {
+        results,
+        server_time,
+    })
+    .into_response())
 }
 
 fn now() -> String {

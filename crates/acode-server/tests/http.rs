@@ -1150,3 +1150,47 @@ async fn health_is_200_with_every_check_and_503_when_postgresql_is_gone() {
     assert_eq!(body["checks"][0]["status"], "Unhealthy");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_server_purges_tombstones_every_device_has_pulled_past() {
+    let s = Setup::with(|o| {
+        o.purge_every = Some(Duration::from_millis(50));
+        o.device_active_within = Duration::from_secs(3600);
+    })
+    .await;
+    let dev = s.device("acme").await;
+    let (gone, kept) = (Id::new(), Id::new());
+    s.push(&dev, vec![chat(gone, 0, "gone"), chat(kept, 0, "kept")])
+        .await;
+    let delete = json!({"key": Id::new().to_string(), "entity": "chat", "id": gone.to_string(),
+                        "op": "delete", "base_version": 1, "hlc": hlc()});
+    s.push(&dev, vec![delete]).await;
+    let client = s.pg().await;
+    let tombstones = || async {
+        client
+            .query_one("SELECT count(*) FROM sync_changes WHERE op = 'delete'", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(tombstones().await, 1, "not purged before the device pulled");
+    let (_, page) = s.pull(&dev, "since=0").await;
+    s.pull(
+        &dev,
+        &format!("since={}", page["next_cursor"].as_str().unwrap()),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tombstones().await > 0 {
+        assert!(Instant::now() < deadline, "the tombstone was never purged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The live row stays in the feed.
+    let live: i64 = client
+        .query_one("SELECT count(*) FROM sync_changes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(live, 1);
+    s.server.stop().await.unwrap();
+}

@@ -17,6 +17,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_changes: args.max_changes as usize,
         request_timeout: Duration::from_secs(args.request_timeout_seconds),
         pool_size: args.pool_size as usize,
+        max_waits_per_device: args.max_waits_per_device as usize,
+        purge_every: (args.purge_every_seconds > 0)
+            .then(|| Duration::from_secs(args.purge_every_seconds)),
+        device_active_within: Duration::from_secs(args.device_active_days.saturating_mul(86_400)),
         tls: args
             .tls_cert
             .zip(args.tls_key)

@@ -3,5 +3,6 @@
 pub mod postgres;
 pub mod queue;
 pub mod redis;
+pub mod server;
 pub mod sqlite;
 pub mod storage;

@@ -1,0 +1,359 @@
+//! `acode migrate …` end to end: analyze, run, validate (exit 1 on a
+//! mismatch, with a report file), check-record, checkpoints, jobs, clear
+//! errors with stable codes, and a run killed with SIGKILL 20 times that
+//! resumes from its checkpoints.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use acode_testkit::TestDb;
+use common::{Run, acode_in, run};
+use serde_json::Value;
+
+/// A small shop: customers, products with pictures, orders, order lines
+/// (composite key), a table whose name has a space, a view.
+fn shop(dir: &Path, orders: i64) -> PathBuf {
+    let path = dir.join("shop.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        r#"
+        BEGIN;
+        CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, since DATE);
+        CREATE TABLE products (sku TEXT PRIMARY KEY, title TEXT, picture BLOB, price NUMERIC(8,2)) WITHOUT ROWID;
+        CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), at DATETIME);
+        CREATE TABLE "order lines" (order_id INTEGER REFERENCES orders(id), line INTEGER, sku TEXT REFERENCES products(sku), qty INTEGER, PRIMARY KEY (order_id, line));
+        CREATE VIEW totals AS SELECT order_id, sum(qty) FROM "order lines" GROUP BY order_id;
+        WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 200)
+          INSERT INTO customers SELECT i, 'Kundin ' || i || ' — ü', date('2020-01-01', '+' || i || ' days') FROM s;
+        WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 50)
+          INSERT INTO products SELECT 'P' || printf('%03d', i), 'Produkt ' || i, randomblob(64), i * 1.5 FROM s;
+        WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {orders})
+          INSERT INTO orders SELECT i, 1 + i % 200, datetime(1700000000 + i, 'unixepoch') FROM s;
+        WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {orders} * 3 - 1)
+          INSERT INTO "order lines" SELECT 1 + i / 3, 1 + i % 3, 'P' || printf('%03d', 1 + i % 50), 1 + i % 4 FROM s;
+        COMMIT;"#
+    ))
+    .unwrap();
+    path
+}
+
+fn acode(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = acode_in(dir);
+    cmd.arg("--json").args(args);
+    run(&mut cmd)
+}
+
+fn ok(dir: &Path, args: &[&str]) -> Value {
+    let r = acode(dir, args);
+    assert_eq!(r.code, 0, "acode {args:?}: {}{}", r.stdout, r.stderr);
+    r.json()
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut out = String::new();
+        for m in client.simple_query(sql).await.unwrap() {
+            if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                out.push_str(r.get(0).unwrap_or(""));
+            }
+        }
+        out
+    })
+}
+
+#[test]
+fn analyze_run_validate_and_check_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = format!("sqlite:{}", shop(d, 1000).display());
+    let db = TestDb::create();
+    let url = db.url();
+    let ends = ["--source", src.as_str(), "--target", url.as_str()];
+    let with = |cmd: &[&str]| -> Vec<String> {
+        cmd.iter()
+            .chain(ends.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+
+    let analysis = ok(d, &args(&with(&["migrate", "analyze"])));
+    let tables = analysis["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 4);
+    assert_eq!(analysis["skipped"][0]["name"], "totals");
+    let lines = tables.iter().find(|t| t["table"] == "order lines").unwrap();
+    assert_eq!(lines["missing"], 3000);
+    assert_eq!(lines["key"], serde_json::json!(["order_id", "line"]));
+
+    let first = ok(d, &args(&with(&["migrate", "run", "--batch-size", "500"])));
+    assert_eq!(first["copied"], 200 + 50 + 1000 + 3000);
+    let second = ok(d, &args(&with(&["migrate", "run"])));
+    assert_eq!(second["copied"], 0);
+
+    let report = d.join("report.md");
+    let mut v = with(&["migrate", "validate"]);
+    v.extend(["--report".to_owned(), report.display().to_string()]);
+    let valid = ok(d, &args(&v));
+    assert_eq!(valid["ok"], true);
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("result: **equal**")
+    );
+
+    // A target row changed by hand: validate exits 1 and says where.
+    psql(
+        &url,
+        "UPDATE \"order lines\" SET qty = 99 WHERE order_id = 10 AND line = 2",
+    );
+    let bad = acode(d, &args(&with(&["migrate", "validate"])));
+    assert_eq!(bad.code, 1, "{}{}", bad.stdout, bad.stderr);
+    let doc = bad.json();
+    assert_eq!(doc["ok"], false);
+    let t = doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "order lines")
+        .unwrap();
+    assert_eq!(t["changed"], 1);
+
+    let record = ok(
+        d,
+        &args(&with(&[
+            "migrate",
+            "check-record",
+            "order lines",
+            "[10, 2]",
+        ])),
+    );
+    assert_eq!(record["equal"], false);
+    let qty = record["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == "qty")
+        .unwrap();
+    assert_eq!(qty["target"], 99);
+
+    let status = ok(d, &["migrate", "checkpoint-status", "--target", &url]);
+    assert_eq!(status["checkpoints"].as_array().unwrap().len(), 4);
+    let reset = ok(
+        d,
+        &[
+            "migrate",
+            "reset-checkpoint",
+            "--target",
+            &url,
+            "--table",
+            "orders",
+        ],
+    );
+    assert_eq!(reset["removed"], 1);
+    // Text output works too.
+    let mut text = acode_in(d);
+    text.args(args(&with(&["migrate", "run"])));
+    let r = run(&mut text);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("Copied 1 rows"), "{}", r.stdout);
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_a_stable_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let junk = d.join("junk.db");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    let db = TestDb::create();
+    let url = db.url();
+    let r = acode(
+        d,
+        &[
+            "migrate",
+            "run",
+            "--source",
+            &format!("sqlite:{}", junk.display()),
+            "--target",
+            &url,
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(r.error_code(), "ACODE-MIGRATE-001");
+
+    let src = format!("sqlite:{}", shop(d, 10).display());
+    let r = acode(
+        d,
+        &[
+            "migrate",
+            "analyze",
+            "--source",
+            &src,
+            "--target",
+            "postgres://postgres@127.0.0.1:1/none",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(r.error_code(), "ACODE-MIGRATE-002");
+
+    psql(&url, "CREATE TABLE customers (id text PRIMARY KEY)");
+    let r = acode(d, &["migrate", "run", "--source", &src, "--target", &url]);
+    assert_eq!(r.error_code(), "ACODE-MIGRATE-003", "{}", r.stdout);
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "1"
+    );
+
+    let r = acode(
+        d,
+        &[
+            "migrate",
+            "run",
+            "--source",
+            &src,
+            "--target",
+            &url,
+            "--uuid-map",
+            "nope.id",
+        ],
+    );
+    assert_eq!(r.error_code(), "ACODE-MIGRATE-006");
+
+    let mut text = acode_in(d);
+    text.args([
+        "migrate",
+        "run",
+        "--source",
+        &format!("sqlite:{}", junk.display()),
+        "--target",
+        &url,
+    ]);
+    let r = run(&mut text);
+    assert!(
+        r.stderr.starts_with("error[ACODE-MIGRATE-001]: "),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn jobs_are_created_run_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = format!("sqlite:{}", shop(d, 100).display());
+    let db = TestDb::create();
+    let url = db.url();
+    let log = d.join("job.log");
+    let created = ok(
+        d,
+        &[
+            "migrate",
+            "jobs",
+            "create",
+            "nightly",
+            "--schedule",
+            "0 3 * * *",
+            "--source",
+            &src,
+            "--target",
+            &url,
+            "--log",
+            &log.display().to_string(),
+        ],
+    );
+    assert_eq!(created["jobs"][0]["name"], "nightly");
+    assert_eq!(
+        ok(d, &["migrate", "jobs", "list", "--target", &url])["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let ran = ok(d, &["migrate", "jobs", "run", "nightly", "--target", &url]);
+    assert_eq!(ran["status"], "ok");
+    assert_eq!(ran["rows_inserted"], 200 + 50 + 100 + 300);
+    let status = ok(
+        d,
+        &["migrate", "jobs", "status", "nightly", "--target", &url],
+    );
+    assert_eq!(status["history"].as_array().unwrap().len(), 1);
+    assert!(status["next_run_at"].is_string());
+    assert!(std::fs::read_to_string(&log).unwrap().lines().count() >= 3);
+    let r = acode(d, &["migrate", "jobs", "status", "nope", "--target", &url]);
+    assert_eq!(r.error_code(), "ACODE-MIGRATE-008");
+}
+
+#[test]
+fn a_run_killed_20_times_resumes_and_ends_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = format!("sqlite:{}", shop(d, 8000).display());
+    let db = TestDb::create();
+    let url = db.url();
+    let mut killed = 0;
+    for _ in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_acode"))
+            .args([
+                "migrate",
+                "run",
+                "--batch-size",
+                "300",
+                "--source",
+                &src,
+                "--target",
+                &url,
+            ])
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_millis(fastrand::u64(50..600));
+        let mut exited = false;
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !exited {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(killed > 0);
+    let last = ok(d, &["migrate", "run", "--source", &src, "--target", &url]);
+    assert!(last["tables"].as_array().unwrap().len() == 4);
+    let valid = ok(
+        d,
+        &["migrate", "validate", "--source", &src, "--target", &url],
+    );
+    assert_eq!(valid["ok"], true, "{valid}");
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM (SELECT order_id, line FROM \"order lines\" GROUP BY 1, 2 HAVING count(*) > 1) d"
+        ),
+        "0"
+    );
+    assert_eq!(psql(&url, "SELECT count(*) FROM \"order lines\""), "24000");
+}
