@@ -53,6 +53,9 @@ pub enum Command {
     Health,
     /// Export conversations, messages or runs as JSON, CSV or SQL (streamed)
     Export(ExportArgs),
+    /// Differential migration of any SQLite database into PostgreSQL
+    #[command(subcommand)]
+    Migrate(crate::cmd::migrate::MigrateCommand),
     /// Run the sync server (`POST /v1/push`, `GET /v1/pull`, `/health`,
     /// `/metrics`) until SIGINT or SIGTERM
     Serve(ServeArgs),

@@ -91,6 +91,8 @@ fn code_of(err: &anyhow::Error) -> ErrorCode {
                 Some(e.code())
             } else if let Some(e) = cause.downcast_ref::<acode_server::ServerError>() {
                 Some(e.code())
+            } else if let Some(e) = cause.downcast_ref::<acode_migrate::MigrateError>() {
+                Some(e.code())
             } else {
                 cause.downcast_ref::<WorkspaceError>().map(|e| e.code())
             }

@@ -63,6 +63,17 @@ codes! {
     AuthInvalidToken = "ACODE-AUTH-001", 401, false, "missing, invalid or revoked device token";
     AuthForbidden = "ACODE-AUTH-002", 403, false, "the device may not do this";
     AuthNotFound = "ACODE-AUTH-003", 404, false, "no such tenant or device";
+    MigrateSourceUnreadable = "ACODE-MIGRATE-001", 400, false, "the migration source is not a readable SQLite database (missing, not SQLite, corrupt, or a read failed)";
+    MigrateTargetUnreachable = "ACODE-MIGRATE-002", 503, true, "the migration target PostgreSQL cannot be reached";
+    MigrateIncompatibleTarget = "ACODE-MIGRATE-003", 409, false, "an existing target table does not fit the source table (columns, types or key); nothing was written";
+    MigrateValueMisfit = "ACODE-MIGRATE-004", 422, false, "a source value does not fit the type of its target column; its chunk was not written";
+    MigrateValidationFailed = "ACODE-MIGRATE-005", 409, false, "validation found differences between source and target";
+    MigrateInvalid = "ACODE-MIGRATE-006", 400, false, "invalid migration argument: unknown table, bad --uuid-map, key, schedule, source or target";
+    MigrateJobBusy = "ACODE-MIGRATE-007", 409, true, "the sync job is already running; this run was not started";
+    MigrateNotFound = "ACODE-MIGRATE-008", 404, false, "no such migration job or record";
+    MigrateTargetFailed = "ACODE-MIGRATE-009", 500, true, "a statement on the migration target failed; its transaction was rolled back";
+    MigrateUnsupportedSource = "ACODE-MIGRATE-010", 422, false, "the source schema cannot be migrated as is (the message says why)";
+    MigrateIo = "ACODE-MIGRATE-011", 500, true, "a migration report or job log could not be written";
     HealthCheckFailed = "ACODE-HEALTH-001", 503, true, "a health check could not give an answer: it failed, panicked or timed out (the message names the check)";
     BackupFailed = "ACODE-BACKUP-001", 500, true, "a backup could not be written";
     BackupChecksum = "ACODE-BACKUP-002", 400, false, "the backup does not match its manifest (checksum or size): corrupt or truncated; nothing was restored";

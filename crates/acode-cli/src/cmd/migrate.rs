@@ -171,23 +171,8 @@ pub fn run(ctx: &Ctx, cmd: MigrateCommand) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    match runtime.block_on(dispatch(ctx, cmd)) {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            report_error(ctx, &e);
-            std::process::exit(1);
-        }
-    }
-}
-
-/// Prints a library error with its own code (see the module docs).
-fn report_error(ctx: &Ctx, e: &MigrateError) {
-    if ctx.json {
-        let doc = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string() } });
-        println!("{doc}");
-    } else {
-        eprintln!("error[{}]: {e}", e.code());
-    }
+    // A library error reaches `output::error` with its ACODE-MIGRATE code.
+    runtime.block_on(dispatch(ctx, cmd))?
 }
 
 fn migrator(ends: &Endpoints) -> Result<Migrator, MigrateError> {
@@ -226,11 +211,8 @@ async fn dispatch(ctx: &Ctx, cmd: MigrateCommand) -> Result<anyhow::Result<()>, 
             let printed = ctx.print(&ValidateView(report));
             if printed.is_ok() && !ok {
                 if !ctx.json {
-                    eprintln!(
-                        "error[{}]: {}",
-                        MigrateError::ValidationFailed(mismatched).code(),
-                        MigrateError::ValidationFailed(mismatched)
-                    );
+                    let e = MigrateError::ValidationFailed(mismatched);
+                    eprintln!("error[{}]: {e}", e.code());
                 }
                 std::process::exit(1);
             }

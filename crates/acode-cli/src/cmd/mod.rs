@@ -11,6 +11,7 @@ mod demo;
 mod export;
 mod health;
 mod init;
+pub mod migrate;
 mod msg;
 mod runs;
 mod serve;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health => health::run(&ctx),
         Command::Export(args) => export::run(&ctx, args),
         Command::Serve(args) => serve::run(args),
+        Command::Migrate(cmd) => migrate::run(&ctx, cmd),
         Command::Admin(cmd) => admin::run(&ctx, cmd),
         Command::Demo(args) => demo::run(&ctx, args),
         Command::Codes => codes::run(&ctx),

@@ -1,0 +1,124 @@
+//! Checkpoints: where each table's pass of a run stands, so a killed run
+//! started again skips the tables it finished and resumes the one it was
+//! in after its last committed chunk (the chunk's writes and its
+//! checkpoint commit together, see [`crate::engine`]).
+
+use deadpool_postgres::Object;
+
+use crate::engine::{Counts, Resume};
+use crate::error::{MigrateError, Result};
+use crate::value::SqlValue;
+
+/// How a table's pass starts in this run.
+pub enum Start {
+    /// Finished by the interrupted run this one continues.
+    Done(Counts),
+    /// To do, from the beginning (`None`) or from where it stopped.
+    Go(Option<Resume>),
+}
+
+/// The id of the run to do now: the last run from this source if it was
+/// cut short (then `true`), else a new one.
+pub async fn begin_run(client: &Object, source: &str) -> Result<(String, bool)> {
+    let row = client
+        .query_opt(
+            "SELECT run_id FROM acode_migrate.migration_runs WHERE source = $1 AND finished_at IS NULL
+             ORDER BY started_at DESC LIMIT 1",
+            &[&source],
+        )
+        .await
+        .map_err(MigrateError::pg("reading runs"))?;
+    if let Some(r) = row {
+        return Ok((r.get(0), true));
+    }
+    let id = format!(
+        "{:016x}{:016x}",
+        chrono::Utc::now().timestamp_micros(),
+        fastrand::u64(..)
+    );
+    client
+        .execute(
+            "INSERT INTO acode_migrate.migration_runs (run_id, source) VALUES ($1, $2)",
+            &[&id, &source],
+        )
+        .await
+        .map_err(MigrateError::pg("recording the run"))?;
+    Ok((id, false))
+}
+
+/// Marks a run finished: the next run starts afresh.
+pub async fn finish_run(client: &Object, run_id: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE acode_migrate.migration_runs SET finished_at = now() WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .map_err(MigrateError::pg("recording the end of the run"))?;
+    Ok(())
+}
+
+fn n(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Decides where `table`'s pass starts and records it.
+pub async fn start_table(
+    client: &Object,
+    run_id: &str,
+    source: &str,
+    table: &str,
+) -> Result<Start> {
+    let ctx = || format!("reading the checkpoint of {table}");
+    let row = client
+        .query_opt(
+            "SELECT status, run_id, source, last_key, rows_inserted, rows_updated, rows_deleted, chunks_done
+             FROM acode_migrate.migration_checkpoints WHERE table_name = $1",
+            &[&table],
+        )
+        .await
+        .map_err(MigrateError::pg(ctx()))?;
+    if let Some(r) = row {
+        let (status, rid, from): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        if rid == run_id && from == source {
+            let key: Option<serde_json::Value> = r.get(3);
+            let after = key.and_then(|k| {
+                k.as_array().and_then(|a| {
+                    a.iter()
+                        .map(SqlValue::from_json)
+                        .collect::<Option<Vec<_>>>()
+                })
+            });
+            let (inserted, updated, deleted, chunks) =
+                (n(r.get(4)), n(r.get(5)), n(r.get(6)), n(r.get(7)));
+            if status == "done" {
+                return Ok(Start::Done(Counts {
+                    inserted,
+                    updated,
+                    deleted,
+                    chunks,
+                    resumed: true,
+                    ..Counts::default()
+                }));
+            }
+            return Ok(Start::Go(Some(Resume {
+                after,
+                inserted,
+                updated,
+                deleted,
+                chunks,
+            })));
+        }
+    }
+    client
+        .execute(
+            "INSERT INTO acode_migrate.migration_checkpoints (table_name, source, run_id, status) VALUES ($1, $2, $3, 'running')
+             ON CONFLICT (table_name) DO UPDATE SET source = EXCLUDED.source, run_id = EXCLUDED.run_id, status = 'running',
+               last_key = NULL, chunks_done = 0, rows_inserted = 0, rows_updated = 0, rows_deleted = 0,
+               started_at = now(), updated_at = now()",
+            &[&table, &source, &run_id],
+        )
+        .await
+        .map_err(MigrateError::pg(ctx()))?;
+    Ok(Start::Go(None))
+}

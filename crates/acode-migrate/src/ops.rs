@@ -1,0 +1,934 @@
+//! The operations: analyze, run, validate, check-record and checkpoints.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use deadpool_postgres::Object;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::engine::{self, Counts, Mode, Pass, Sampler};
+use crate::error::{MigrateError, Result};
+use crate::ident::quote;
+use crate::plan::{self, TablePlan, UuidMaps, key_text};
+use crate::report::*;
+use crate::schema::{self, Schema};
+use crate::target::{self, Target};
+use crate::value::{Cell, SqlValue};
+use crate::{Progress, checkpoint, control, stats};
+
+/// Rows per chunk unless told otherwise.
+pub const DEFAULT_BATCH: usize = 10_000;
+/// Rows compared value by value per table by validate.
+pub const DEFAULT_SAMPLE: usize = 20;
+
+/// What to migrate and how.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Options {
+    /// Source tables to work on; empty: all.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Rows per chunk.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// `TABLE.COL` legacy integer keys to map to UUIDs.
+    #[serde(default)]
+    pub uuid_maps: Vec<String>,
+    /// Rows per table that validate compares value by value.
+    #[serde(default = "default_sample")]
+    pub sample: usize,
+}
+
+fn default_batch() -> usize {
+    DEFAULT_BATCH
+}
+
+fn default_sample() -> usize {
+    DEFAULT_SAMPLE
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            tables: Vec::new(),
+            batch_size: DEFAULT_BATCH,
+            uuid_maps: Vec::new(),
+            sample: DEFAULT_SAMPLE,
+        }
+    }
+}
+
+/// A source file and a target database.
+#[derive(Clone)]
+pub struct Migrator {
+    source: PathBuf,
+    /// The source as recorded in control tables (its absolute path).
+    source_id: String,
+    target: Target,
+}
+
+/// `sqlite:PATH` (or a plain path) to the path.
+pub fn parse_source(spec: &str) -> Result<PathBuf> {
+    let path = spec
+        .strip_prefix("sqlite://")
+        .or_else(|| spec.strip_prefix("sqlite:"))
+        .unwrap_or(spec);
+    if path.is_empty() {
+        return Err(MigrateError::invalid("source", "expected sqlite:PATH"));
+    }
+    Ok(PathBuf::from(path))
+}
+
+struct Prepared {
+    schema: Schema,
+    plans: Vec<TablePlan>,
+    client: Object,
+    conn: Connection,
+}
+
+impl Migrator {
+    /// `source`: `sqlite:PATH`; `target`: `postgres://…`. Nothing is
+    /// opened yet.
+    pub fn new(source: &str, target: &str) -> Result<Migrator> {
+        let source = parse_source(source)?;
+        let source_id = std::path::absolute(&source)
+            .unwrap_or_else(|_| source.clone())
+            .display()
+            .to_string();
+        Ok(Migrator {
+            source,
+            source_id,
+            target: Target::new(target, "public")?,
+        })
+    }
+
+    /// A handle for what needs only the target (checkpoints).
+    pub fn target_only(target: &str) -> Result<Migrator> {
+        Ok(Migrator {
+            source: PathBuf::new(),
+            source_id: String::new(),
+            target: Target::new(target, "public")?,
+        })
+    }
+
+    /// Tables go to this schema of the target instead of `public`.
+    pub fn with_schema(mut self, schema: &str) -> Migrator {
+        self.target.schema = schema.to_owned();
+        self
+    }
+
+    pub fn source_path(&self) -> &Path {
+        &self.source
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn shown(&self) -> String {
+        self.source.display().to_string()
+    }
+
+    /// A connection with the control tables in place.
+    pub(crate) async fn control_client(&self) -> Result<Object> {
+        let mut client = self.target.client().await?;
+        control::ensure(&mut client).await?;
+        Ok(client)
+    }
+
+    async fn prepare(
+        &self,
+        opts: &Options,
+        record_maps: bool,
+        full_stats: bool,
+    ) -> Result<Prepared> {
+        let shown = self.shown();
+        let conn = schema::open_source(&self.source)?;
+        let schema = schema::read_schema(&conn, &shown)?;
+        let mut selected: Vec<String> = Vec::new();
+        for name in &opts.tables {
+            let t = schema.table(name).ok_or_else(|| {
+                MigrateError::invalid(
+                    "table",
+                    format!(
+                        "no table {name:?} in the source (views and virtual tables are not copied)"
+                    ),
+                )
+            })?;
+            selected.push(t.name.clone());
+        }
+        let client = self.control_client().await?;
+        let mut maps = UuidMaps::new();
+        let mut declared = Vec::new();
+        for spec in &opts.uuid_maps {
+            let (t, c) = resolve_uuid_map(&schema, spec)?;
+            declared.push((t.clone(), c.clone()));
+            maps.insert((t.clone(), c.clone()), format!("{t}.{c}"));
+        }
+        for r in client
+            .query(
+                "SELECT table_name, column_name FROM acode_migrate.uuid_maps",
+                &[],
+            )
+            .await
+            .map_err(MigrateError::pg("reading UUID maps"))?
+        {
+            let (t, c): (String, String) = (r.get(0), r.get(1));
+            if schema
+                .table(&t)
+                .is_some_and(|tb| tb.name == t && tb.column(&c).is_some())
+            {
+                maps.insert((t.clone(), c.clone()), format!("{t}.{c}"));
+            }
+        }
+        if record_maps {
+            for (t, c) in &declared {
+                client
+                    .execute(
+                        "INSERT INTO acode_migrate.uuid_maps (table_name, column_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        &[t, c],
+                    )
+                    .await
+                    .map_err(MigrateError::pg("recording UUID maps"))?;
+            }
+        }
+        let mut plans = Vec::new();
+        for table in &schema.tables {
+            if !selected.is_empty() && !selected.contains(&table.name) {
+                continue;
+            }
+            let existing = target::existing(&client, &self.target.schema, &table.name).await?;
+            // A table acode created has its types already: a scan of the
+            // key columns is enough (values that no longer fit are refused
+            // one by one while copying). Analyze always measures all.
+            let trusted = !full_stats && existing.as_ref().is_some_and(|e| e.created_by_acode);
+            let keys: Vec<String> = table
+                .primary_key
+                .iter()
+                .cloned()
+                .chain(
+                    maps.keys()
+                        .filter(|(t, _)| t == &table.name)
+                        .map(|(_, c)| c.clone()),
+                )
+                .collect();
+            let measured =
+                stats::measure(&conn, table, &shown, trusted.then_some(keys.as_slice()))?;
+            plans.push(plan::build(
+                table,
+                &measured,
+                existing.as_ref(),
+                &maps,
+                self.target.qualified(&table.name),
+                trusted,
+            ));
+        }
+        Ok(Prepared {
+            schema,
+            plans,
+            client,
+            conn,
+        })
+    }
+
+    /// Compares source and target without writing any table; records the
+    /// result in `data_differentials`.
+    pub async fn analyze(&self, opts: &Options) -> Result<AnalyzeReport> {
+        let Prepared {
+            schema,
+            plans,
+            mut client,
+            conn,
+        } = self.prepare(opts, false, true).await?;
+        let mut tables = Vec::new();
+        for plan in plans {
+            let plan = Arc::new(plan);
+            let mut problems = plan.problems.clone();
+            problems.extend(fk_notes(&conn, &plan, &schema));
+            let source_rows = schema::count_rows(&conn, plan.name(), &self.shown())?;
+            let (target_rows, missing, changed, extra) = if let Some(b) = &plan.blocker {
+                problems.push(b.clone());
+                (None, None, None, None)
+            } else if !plan.exists {
+                (Some(0), Some(source_rows), Some(0), Some(0))
+            } else {
+                let c = engine::pass(
+                    &mut client,
+                    self.pass(
+                        plan.clone(),
+                        opts,
+                        Mode::Compare,
+                        &crate::NoProgress,
+                        None,
+                        None,
+                    ),
+                )
+                .await?;
+                (
+                    Some(c.target_rows),
+                    Some(c.missing),
+                    Some(c.changed),
+                    Some(c.extra),
+                )
+            };
+            let analysis = TableAnalysis {
+                table: plan.name().to_owned(),
+                key: plan.key_names(),
+                target_exists: plan.exists,
+                columns: plan.columns.clone(),
+                source_rows,
+                target_rows,
+                missing,
+                changed,
+                extra,
+                problems,
+            };
+            let n = |v: Option<u64>| v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
+            client
+                .execute(
+                    "INSERT INTO acode_migrate.data_differentials
+                       (source, table_name, source_rows, target_rows, missing, changed, extra, problems, mapping)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        &self.source_id,
+                        &analysis.table,
+                        &n(Some(source_rows)),
+                        &n(target_rows),
+                        &n(missing),
+                        &n(changed),
+                        &n(extra),
+                        &serde_json::to_value(&analysis.problems).unwrap_or_default(),
+                        &serde_json::to_value(&analysis.columns).unwrap_or_default(),
+                    ],
+                )
+                .await
+                .map_err(MigrateError::pg("recording the analysis"))?;
+            tables.push(analysis);
+        }
+        Ok(AnalyzeReport {
+            source: self.source_id.clone(),
+            target: self.target.desc.clone(),
+            tables,
+            skipped: schema.skipped,
+        })
+    }
+
+    fn pass<'a>(
+        &'a self,
+        plan: Arc<TablePlan>,
+        opts: &Options,
+        mode: Mode,
+        progress: &'a dyn Progress,
+        sampler: Option<&'a mut Sampler>,
+        resume: Option<crate::engine::Resume>,
+    ) -> Pass<'a> {
+        Pass {
+            plan,
+            source_path: self.source.clone(),
+            source_id: &self.source_id,
+            batch: opts.batch_size.max(1),
+            mode,
+            progress,
+            sampler,
+            resume,
+        }
+    }
+
+    /// Makes the target equal to the source: creates missing tables, copies
+    /// what is missing or changed, deletes what the source no longer has;
+    /// resumes from checkpoints.
+    pub async fn run(&self, opts: &Options, progress: &dyn Progress) -> Result<RunReport> {
+        let started = Instant::now();
+        let Prepared {
+            schema,
+            mut plans,
+            mut client,
+            conn,
+        } = self.prepare(opts, true, false).await?;
+        if let Some(err) = plans.iter().find_map(TablePlan::error) {
+            return Err(err);
+        }
+        // Every missing table at once, or none.
+        let mut created = BTreeSet::new();
+        {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(MigrateError::pg("starting to create tables"))?;
+            for plan in plans.iter_mut().filter(|p| !p.exists) {
+                let cols: Vec<(String, crate::value::Kind, bool)> = plan
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.kind, c.not_null))
+                    .collect();
+                let sql = target::create_table_sql(&plan.qualified, &cols, &plan.key_names());
+                tx.batch_execute(&sql)
+                    .await
+                    .map_err(MigrateError::pg(format!("creating table {}", plan.name())))?;
+                tx.batch_execute(&format!(
+                    "COMMENT ON TABLE {} IS '{}'",
+                    plan.qualified,
+                    target::CREATED_COMMENT
+                ))
+                .await
+                .map_err(MigrateError::pg(format!("creating table {}", plan.name())))?;
+                plan.exists = true;
+                plan.created_by_acode = true;
+                created.insert(plan.name().to_owned());
+            }
+            tx.commit()
+                .await
+                .map_err(MigrateError::pg("creating tables"))?;
+        }
+        let mut notes = Vec::new();
+        if let Err(e) = client
+            .batch_execute("SET session_replication_role = replica")
+            .await
+        {
+            notes.push(format!(
+                "foreign keys are checked while copying (session_replication_role could not be set: {}): tables are copied parents first",
+                e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned())
+            ));
+        }
+        let mut tables = Vec::new();
+        let conn = std::sync::Mutex::new(conn);
+        let outcome = async {
+            let (run_id, continued) = checkpoint::begin_run(&client, &self.source_id).await?;
+            if continued {
+                notes.push("continuing a run that was cut short: finished tables are skipped, the others resume from their checkpoints".into());
+            }
+            for plan in &plans {
+                let plan = Arc::new(plan.clone());
+                let counts = match checkpoint::start_table(&client, &run_id, &self.source_id, plan.name()).await? {
+                    checkpoint::Start::Done(counts) => counts,
+                    checkpoint::Start::Go(resume) => {
+                        let rows = match conn.lock() {
+                            Ok(conn) => schema::count_rows(&conn, plan.name(), &self.shown())?,
+                            Err(_) => 0,
+                        };
+                        progress.table_started(plan.name(), rows);
+                        let counts =
+                            engine::pass(&mut client, self.pass(plan.clone(), opts, Mode::Apply, progress, None, resume)).await?;
+                        progress.table_finished(plan.name());
+                        counts
+                    }
+                };
+                let mut table_notes = Vec::new();
+                if plan.created_by_acode {
+                    table_notes.extend(ensure_indexes(&client, &plan).await?);
+                }
+                tables.push(TableRun { table: plan.name().to_owned(), created: created.contains(plan.name()), counts, notes: table_notes });
+            }
+            for (i, plan) in plans.iter().enumerate() {
+                if plan.created_by_acode {
+                    let fk = ensure_foreign_keys(&client, &conn, plan, &schema, &self.target).await?;
+                    tables[i].notes.extend(fk);
+                }
+            }
+            checkpoint::finish_run(&client, &run_id).await?;
+            Ok::<(), MigrateError>(())
+        }
+        .await;
+        let _ = client.batch_execute("RESET session_replication_role").await;
+        outcome?;
+        let copied = tables.iter().map(TableRun::copied).sum();
+        let deleted = tables.iter().map(|t| t.counts.deleted).sum();
+        Ok(RunReport {
+            source: self.source_id.clone(),
+            target: self.target.desc.clone(),
+            tables,
+            notes,
+            copied,
+            deleted,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Counts and chunked checksums of every table, plus value-by-value
+    /// comparison of a random sample of rows; stored in
+    /// `migration_validation_reports`. `ok` is false on any difference.
+    pub async fn validate(&self, opts: &Options) -> Result<ValidationReport> {
+        let Prepared {
+            plans,
+            mut client,
+            conn,
+            ..
+        } = self.prepare(opts, false, false).await?;
+        let mut tables = Vec::new();
+        for plan in plans {
+            let plan = Arc::new(plan);
+            let mut v = TableValidation {
+                table: plan.name().to_owned(),
+                ok: false,
+                source_rows: schema::count_rows(&conn, plan.name(), &self.shown())?,
+                target_rows: 0,
+                chunks: 0,
+                chunks_differing: 0,
+                missing: 0,
+                changed: 0,
+                extra: 0,
+                sampled: 0,
+                sample_mismatches: Vec::new(),
+                problems: Vec::new(),
+            };
+            if !plan.exists {
+                v.missing = v.source_rows;
+                v.problems.push("the table is missing in the target".into());
+            } else if let Some(b) = &plan.blocker {
+                v.problems.push(b.clone());
+            } else {
+                let mut sampler = Sampler::new(opts.sample);
+                let c: Counts = engine::pass(
+                    &mut client,
+                    self.pass(
+                        plan.clone(),
+                        opts,
+                        Mode::Compare,
+                        &crate::NoProgress,
+                        Some(&mut sampler),
+                        None,
+                    ),
+                )
+                .await?;
+                v.source_rows = c.source_rows;
+                v.target_rows = c.target_rows;
+                v.chunks = c.chunks;
+                v.chunks_differing = c.chunks_differing;
+                v.missing = c.missing;
+                v.changed = c.changed;
+                v.extra = c.extra;
+                let stmt = client
+                    .prepare(&plan.select_by_key_sql())
+                    .await
+                    .map_err(MigrateError::pg(format!("reading rows of {}", plan.name())))?;
+                for row in &sampler.rows {
+                    v.sampled += 1;
+                    let key: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = plan
+                        .key
+                        .iter()
+                        .map(|&i| &row.cells[i] as &(dyn tokio_postgres::types::ToSql + Sync))
+                        .collect();
+                    let found = client
+                        .query_opt(&stmt, &key)
+                        .await
+                        .map_err(MigrateError::pg(format!("reading rows of {}", plan.name())))?;
+                    let shown_key = key_text(&row.source_key);
+                    match found {
+                        None => v
+                            .sample_mismatches
+                            .push(format!("row {shown_key} is missing in the target")),
+                        Some(t) => {
+                            for (i, c) in plan.columns.iter().enumerate() {
+                                let have: Cell = t.try_get(i).map_err(MigrateError::pg(
+                                    format!("reading rows of {}", plan.name()),
+                                ))?;
+                                if have != row.cells[i] {
+                                    v.sample_mismatches.push(format!(
+                                        "row {shown_key}, column {:?}: source {} ≠ target {}",
+                                        c.name,
+                                        row.cells[i].display(),
+                                        have.display()
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            v.ok = v.problems.is_empty()
+                && v.sample_mismatches.is_empty()
+                && v.missing == 0
+                && v.changed == 0
+                && v.extra == 0
+                && v.source_rows == v.target_rows;
+            tables.push(v);
+        }
+        let mut report = ValidationReport {
+            ok: tables.iter().all(|t| t.ok),
+            source: self.source_id.clone(),
+            target: self.target.desc.clone(),
+            created_at: chrono::Utc::now().to_rfc3339(),
+            tables,
+            report_id: 0,
+        };
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        let row = client
+            .query_one(
+                "INSERT INTO acode_migrate.migration_validation_reports (source, ok, report, markdown) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[&self.source_id, &report.ok, &json, &report.to_markdown()],
+            )
+            .await
+            .map_err(MigrateError::pg("storing the validation report"))?;
+        report.report_id = row.get(0);
+        Ok(report)
+    }
+
+    /// Both sides of one record. `key`: the value of a single-column key,
+    /// or a JSON array for a composite key (`'[12, "A-7"]'`).
+    pub async fn check_record(&self, table: &str, key: &str) -> Result<RecordView> {
+        let opts = Options {
+            tables: vec![table.to_owned()],
+            ..Options::default()
+        };
+        let Prepared {
+            plans,
+            client,
+            conn,
+            ..
+        } = self.prepare(&opts, false, false).await?;
+        let plan = plans
+            .into_iter()
+            .next()
+            .ok_or_else(|| MigrateError::invalid("table", table.to_owned()))?;
+        if let Some(b) = &plan.blocker {
+            return Err(plan
+                .error()
+                .unwrap_or_else(|| MigrateError::invalid("table", b.clone())));
+        }
+        let key_values = parse_key(key, plan.key.len())?;
+        let shown = self.shown();
+        let mut stmt = conn
+            .prepare(&plan.source_select_by_key())
+            .map_err(|e| MigrateError::source(&shown, e))?;
+        let width = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(key_values.iter()))
+            .map_err(|e| MigrateError::source(&shown, e))?;
+        let source_row = match rows.next().map_err(|e| MigrateError::source(&shown, e))? {
+            Some(r) => {
+                let mut values = Vec::with_capacity(width);
+                for i in 0..width {
+                    values.push(SqlValue::from_ref(
+                        r.get_ref(i).map_err(|e| MigrateError::source(&shown, e))?,
+                    ));
+                }
+                Some(plan.convert_row(values, &mut Vec::new())?)
+            }
+            None => None,
+        };
+        let target_key: Vec<Cell> = match &source_row {
+            Some(r) => plan.key.iter().map(|&i| r.cells[i].clone()).collect(),
+            None => plan.target_key_of(&key_values)?,
+        };
+        let target_row: Option<Vec<Cell>> = if plan.exists {
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = target_key
+                .iter()
+                .map(|c| c as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            let found = client
+                .query_opt(&plan.select_by_key_sql(), &params)
+                .await
+                .map_err(MigrateError::pg(format!(
+                    "reading a row of {}",
+                    plan.name()
+                )))?;
+            match found {
+                Some(r) => Some(
+                    (0..plan.columns.len())
+                        .map(|i| r.try_get::<_, Cell>(i))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(MigrateError::pg(format!(
+                            "reading a row of {}",
+                            plan.name()
+                        )))?,
+                ),
+                None => None,
+            }
+        } else {
+            None
+        };
+        if source_row.is_none() && target_row.is_none() {
+            return Err(MigrateError::NotFound {
+                what: "record",
+                name: format!("{} {}", plan.name(), key_text(&key_values)),
+            });
+        }
+        let mut columns = Vec::new();
+        for (i, c) in plan.columns.iter().enumerate() {
+            let s = source_row.as_ref().map(|r| r.cells[i].clone());
+            let t = target_row.as_ref().and_then(|r| r.get(i).cloned());
+            columns.push(RecordColumn {
+                column: c.name.clone(),
+                equal: s.is_some() && s == t,
+                source: s.map_or(serde_json::Value::Null, |c| c.to_json()),
+                target: t.map_or(serde_json::Value::Null, |c| c.to_json()),
+            });
+        }
+        Ok(RecordView {
+            table: plan.name().to_owned(),
+            key: key_text(&key_values),
+            in_source: source_row.is_some(),
+            in_target: target_row.is_some(),
+            equal: columns.iter().all(|c| c.equal),
+            columns,
+        })
+    }
+
+    /// The checkpoint of every table.
+    pub async fn checkpoint_status(&self) -> Result<Vec<CheckpointRow>> {
+        let client = self.control_client().await?;
+        let rows = client
+            .query(
+                "SELECT table_name, source, status, last_key::text, chunks_done, rows_inserted, rows_updated, rows_deleted,
+                        to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                 FROM acode_migrate.migration_checkpoints ORDER BY table_name",
+                &[],
+            )
+            .await
+            .map_err(MigrateError::pg("reading checkpoints"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CheckpointRow {
+                table: r.get(0),
+                source: r.get(1),
+                status: r.get(2),
+                last_key: r.get(3),
+                chunks_done: r.get(4),
+                rows_inserted: r.get(5),
+                rows_updated: r.get(6),
+                rows_deleted: r.get(7),
+                updated_at: r.get(8),
+            })
+            .collect())
+    }
+
+    /// Forgets the checkpoint of one table (or all): the next run starts
+    /// its pass from the first key. Returns how many were removed.
+    pub async fn reset_checkpoint(&self, table: Option<&str>) -> Result<u64> {
+        let client = self.control_client().await?;
+        let n = match table {
+            Some(t) => {
+                client
+                    .execute(
+                        "DELETE FROM acode_migrate.migration_checkpoints WHERE table_name = $1",
+                        &[&t],
+                    )
+                    .await
+            }
+            None => {
+                client
+                    .execute("DELETE FROM acode_migrate.migration_checkpoints", &[])
+                    .await
+            }
+        }
+        .map_err(MigrateError::pg("resetting checkpoints"))?;
+        if let (Some(t), 0) = (table, n) {
+            return Err(MigrateError::NotFound {
+                what: "checkpoint of table",
+                name: t.to_owned(),
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// `TABLE.COL` against the schema: table names may hold dots, so every
+/// split is tried. The column must be the table's single-column key.
+fn resolve_uuid_map(schema: &Schema, spec: &str) -> Result<(String, String)> {
+    for (i, _) in spec.match_indices('.') {
+        let (t, c) = (&spec[..i], &spec[i + 1..]);
+        if let Some(table) = schema.table(t)
+            && let Some(col) = table.column(c)
+        {
+            if table.primary_key.len() != 1 || !table.primary_key[0].eq_ignore_ascii_case(&col.name)
+            {
+                return Err(MigrateError::invalid(
+                    "--uuid-map",
+                    format!(
+                        "{spec}: {:?} is not the single-column primary key of {:?}",
+                        col.name, table.name
+                    ),
+                ));
+            }
+            return Ok((table.name.clone(), col.name.clone()));
+        }
+    }
+    Err(MigrateError::invalid(
+        "--uuid-map",
+        format!("{spec}: expected TABLE.COLUMN of a source table"),
+    ))
+}
+
+/// A key given on the command line.
+fn parse_key(key: &str, columns: usize) -> Result<Vec<SqlValue>> {
+    let from_json = |v: &serde_json::Value| -> Option<SqlValue> {
+        Some(match v {
+            serde_json::Value::Null => SqlValue::Null,
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => SqlValue::Int(i),
+                None => SqlValue::Real(n.as_f64()?),
+            },
+            serde_json::Value::String(s) => SqlValue::Text(s.clone().into_bytes()),
+            _ => return None,
+        })
+    };
+    let values: Vec<SqlValue> = if key.trim_start().starts_with('[') {
+        let parsed: serde_json::Value = serde_json::from_str(key)
+            .map_err(|e| MigrateError::invalid("key", format!("{key}: {e}")))?;
+        parsed
+            .as_array()
+            .and_then(|a| a.iter().map(from_json).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| {
+                MigrateError::invalid(
+                    "key",
+                    format!("{key}: expected a JSON array of numbers and strings"),
+                )
+            })?
+    } else if let Ok(i) = key.parse::<i64>() {
+        vec![SqlValue::Int(i)]
+    } else if let Ok(f) = key.parse::<f64>() {
+        vec![SqlValue::Real(f)]
+    } else {
+        vec![SqlValue::Text(key.as_bytes().to_vec())]
+    };
+    if values.len() != columns {
+        return Err(MigrateError::invalid(
+            "key",
+            format!(
+                "{key}: the key has {columns} column(s); give a composite key as a JSON array, e.g. '[1, \"a\"]'"
+            ),
+        ));
+    }
+    Ok(values)
+}
+
+/// Why declared foreign keys will not (or may not) become constraints.
+fn fk_notes(conn: &Connection, plan: &TablePlan, schema: &Schema) -> Vec<String> {
+    let mut notes = Vec::new();
+    if plan.table.foreign_keys.is_empty() {
+        return notes;
+    }
+    let violations = schema::fk_violations(conn, plan.name());
+    for fk in &plan.table.foreign_keys {
+        let what = format!("foreign key ({}) → {}", fk.columns.join(", "), fk.parent);
+        if schema.table(&fk.parent).is_none() {
+            notes.push(format!("{what}: no such table in the source; not created"));
+            continue;
+        }
+        match &violations {
+            Err(e) => notes.push(format!("{what}: cannot be checked ({e}); not created")),
+            Ok(v) => {
+                if let Some(n) = v.get(&fk.id) {
+                    notes.push(format!(
+                        "{what}: {n} orphan row(s) in the source; not created"
+                    ));
+                }
+            }
+        }
+    }
+    notes
+}
+
+async fn ensure_indexes(client: &Object, plan: &TablePlan) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for ix in &plan.table.indexes {
+        let Some(cols) = &ix.columns else {
+            notes.push(format!(
+                "index {}: expressions or a WHERE clause; not recreated",
+                ix.name
+            ));
+            continue;
+        };
+        let wanted = if ix.auto {
+            format!("{}_{}_key", plan.name(), cols.join("_"))
+        } else {
+            ix.name.clone()
+        };
+        let name = target::pg_name("acode_ix", &wanted);
+        let list: Vec<String> = cols.iter().map(|c| quote(c)).collect();
+        let sql = format!(
+            "CREATE {}INDEX IF NOT EXISTS {} ON {} ({})",
+            if ix.unique { "UNIQUE " } else { "" },
+            quote(&name),
+            plan.qualified,
+            list.join(", ")
+        );
+        if let Err(e) = client.batch_execute(&sql).await {
+            notes.push(format!(
+                "index {}: not created: {}",
+                ix.name,
+                crate::error::pg_error(String::new(), &e)
+            ));
+        }
+    }
+    Ok(notes)
+}
+
+async fn ensure_foreign_keys(
+    client: &Object,
+    conn: &std::sync::Mutex<Connection>,
+    plan: &TablePlan,
+    schema: &Schema,
+    target: &Target,
+) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    let Some(existing) = target::existing(client, &target.schema, plan.name()).await? else {
+        return Ok(notes);
+    };
+    let mut violations = None;
+    for fk in &plan.table.foreign_keys {
+        let name = target::pg_name(
+            "acode_fk",
+            &format!("{}_{}_fkey", plan.name(), fk.columns.join("_")),
+        );
+        if existing.constraints.contains(&name) || schema.table(&fk.parent).is_none() {
+            continue;
+        }
+        let what = format!("foreign key ({}) → {}", fk.columns.join(", "), fk.parent);
+        let Some(parent) = target::existing(client, &target.schema, &fk.parent).await? else {
+            notes.push(format!(
+                "{what}: the parent table is not in the target yet; not created"
+            ));
+            continue;
+        };
+        if !parent.has_unique_key(&fk.parent_columns) {
+            notes.push(format!(
+                "{what}: no unique key on the parent columns; not created"
+            ));
+            continue;
+        }
+        let kinds_match = fk.columns.iter().zip(&fk.parent_columns).all(|(c, p)| {
+            existing.column(c).map(|x| &x.typname) == parent.column(p).map(|x| &x.typname)
+        });
+        if !kinds_match {
+            notes.push(format!(
+                "{what}: column types differ between child and parent; not created"
+            ));
+            continue;
+        }
+        let v = violations.get_or_insert_with(|| match conn.lock() {
+            Ok(conn) => schema::fk_violations(&conn, plan.name()),
+            Err(_) => Err("the source connection is unusable".to_owned()),
+        });
+        match v {
+            Err(e) => {
+                notes.push(format!("{what}: cannot be checked ({e}); not created"));
+                continue;
+            }
+            Ok(v) if v.contains_key(&fk.id) => {
+                notes.push(format!("{what}: orphan rows in the source; not created"));
+                continue;
+            }
+            Ok(_) => {}
+        }
+        let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
+        let pcols: Vec<String> = fk.parent_columns.iter().map(|c| quote(c)).collect();
+        let sql = format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) DEFERRABLE INITIALLY DEFERRED",
+            plan.qualified,
+            quote(&name),
+            cols.join(", "),
+            target.qualified(&fk.parent),
+            pcols.join(", ")
+        );
+        if let Err(e) = client.batch_execute(&sql).await {
+            notes.push(format!(
+                "{what}: not created: {}",
+                crate::error::pg_error(String::new(), &e)
+            ));
+        }
+    }
+    Ok(notes)
+}

@@ -1,0 +1,671 @@
+//! How one source table is copied: its target columns and their types,
+//! its key, how chunks are bounded on both sides, and the SQL of each
+//! step. Built from the source schema, the measured values and, when it
+//! exists, the target table (whose types then rule).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::MigrateError;
+use crate::ident::{PG_MAX_IDENT, quote};
+use crate::schema::Table;
+use crate::stats::{ColumnStats, fits_existing, map_column};
+use crate::target::Existing;
+use crate::value::{Cell, Kind, SqlValue, convert, row_hash};
+
+/// The target column that holds the rowid of a source table without a
+/// declared primary key.
+pub const ROWID_COLUMN: &str = "acode_rowid";
+
+/// `--uuid-map TABLE.COL` entries, resolved: (table, column) → namespace.
+pub type UuidMaps = BTreeMap<(String, String), String>;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanColumn {
+    pub name: String,
+    /// Declared source type ("rowid" for the rowid column).
+    pub declared: String,
+    pub kind: Kind,
+    #[serde(skip)]
+    pub not_null: bool,
+    /// Position in the source select list.
+    #[serde(skip)]
+    pub source: usize,
+    /// Holds UUIDs derived from legacy integer keys in this namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid_namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TablePlan {
+    pub table: Table,
+    /// `"schema"."name"` of the target table.
+    pub qualified: String,
+    pub columns: Vec<PlanColumn>,
+    /// Indexes into `columns` of the key, in key order.
+    pub key: Vec<usize>,
+    /// The rowid alias selected first, for tables keyed by rowid.
+    pub rowid_alias: Option<&'static str>,
+    /// Whether key ranges sort the same on both sides; if not, the table is
+    /// compared as one chunk.
+    pub chunkable: bool,
+    /// The table's own key is mapped to UUIDs: chunks are bounded by the
+    /// legacy key through `migration_mappings`.
+    pub uuid_key: Option<(String, String)>,
+    pub exists: bool,
+    pub created_by_acode: bool,
+    /// Reported by analyze; run refuses the table when `blocker` is set.
+    pub problems: Vec<String>,
+    pub blocker: Option<String>,
+    pub incompatible: bool,
+}
+
+pub fn build(
+    table: &Table,
+    stats: &[ColumnStats],
+    existing: Option<&Existing>,
+    uuid_maps: &UuidMaps,
+    qualified: String,
+    trust_target: bool,
+) -> TablePlan {
+    let mut problems = Vec::new();
+    let mut blocker: Option<String> = None;
+    let mut incompatible = false;
+    let rowid_alias = if table.rowid_keyed() {
+        table.rowid_alias()
+    } else {
+        None
+    };
+    let offset = usize::from(rowid_alias.is_some());
+    let mut columns = Vec::new();
+    if table.rowid_keyed() {
+        if rowid_alias.is_none() {
+            blocker = Some(
+                "no primary key, and columns named rowid, _rowid_ and oid hide the rowid".into(),
+            );
+        }
+        if table.column(ROWID_COLUMN).is_some() {
+            blocker = Some(format!(
+                "no primary key and a column named {ROWID_COLUMN}, the name acode gives the rowid"
+            ));
+        }
+        columns.push(PlanColumn {
+            name: ROWID_COLUMN.into(),
+            declared: "rowid".into(),
+            kind: Kind::Int8,
+            not_null: true,
+            source: 0,
+            uuid_namespace: None,
+            note: Some("the table has no primary key: its rowid is kept as the key".into()),
+            problem: None,
+        });
+    }
+    if table.name.len() > PG_MAX_IDENT {
+        blocker = Some(format!(
+            "the name is longer than PostgreSQL's {PG_MAX_IDENT} bytes"
+        ));
+    }
+    let default_stats = ColumnStats::default();
+    for (i, col) in table.columns.iter().enumerate() {
+        let s = stats.get(i).unwrap_or(&default_stats);
+        let mut m = map_column(col, s);
+        if col.name.len() > PG_MAX_IDENT {
+            blocker = Some(format!(
+                "column {:?} is longer than PostgreSQL's {PG_MAX_IDENT} bytes",
+                col.name
+            ));
+        }
+        let mut ns = uuid_maps
+            .get(&(table.name.clone(), col.name.clone()))
+            .cloned();
+        if ns.is_none() {
+            for fk in &table.foreign_keys {
+                if let Some(pos) = fk
+                    .columns
+                    .iter()
+                    .position(|c| c.eq_ignore_ascii_case(&col.name))
+                    && let Some(pcol) = fk.parent_columns.get(pos)
+                    && let Some(parent_ns) = uuid_maps.get(&(fk.parent.clone(), pcol.clone()))
+                {
+                    ns = Some(parent_ns.clone());
+                }
+            }
+        }
+        if let Some(ns) = &ns {
+            if s.reals + s.texts + s.blobs > 0 {
+                blocker = Some(format!(
+                    "column {:?} maps to UUIDs ({ns}) but holds values that are not integers",
+                    col.name
+                ));
+            }
+            m.kind = Kind::Uuid;
+            m.note = Some(format!("legacy integer keys mapped to UUIDs ({ns})"));
+            m.problem = None;
+        }
+        if let Some(p) = &m.problem {
+            problems.push(format!("column {:?}: {p}", col.name));
+        }
+        let mut kind = m.kind;
+        if let Some(ex) = existing {
+            match ex.column(&col.name) {
+                None => {
+                    incompatible = true;
+                    blocker = Some(format!("the target table has no column {:?}", col.name));
+                }
+                Some(tc) => match tc.kind {
+                    None => {
+                        incompatible = true;
+                        blocker = Some(format!(
+                            "column {:?} is {} in the target, a type acode does not copy into",
+                            col.name, tc.typname
+                        ));
+                    }
+                    Some(have)
+                        if have != m.kind
+                            && (ns.is_some()
+                                || (!trust_target && !fits_existing(m.kind, have, s))) =>
+                    {
+                        incompatible = true;
+                        blocker = Some(format!(
+                            "column {:?} is {} in the target but its values need {}",
+                            col.name,
+                            tc.typname,
+                            m.kind.ddl()
+                        ));
+                    }
+                    Some(have) => kind = have,
+                },
+            }
+        }
+        columns.push(PlanColumn {
+            name: col.name.clone(),
+            declared: col.declared.clone(),
+            kind,
+            not_null: col.not_null || col.pk > 0,
+            source: i + offset,
+            uuid_namespace: ns,
+            note: m.note,
+            problem: m.problem,
+        });
+    }
+    let key: Vec<usize> = if table.rowid_keyed() {
+        vec![0]
+    } else {
+        table
+            .primary_key
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| &c.name == k))
+            .collect()
+    };
+    let key_names: Vec<String> = key.iter().map(|&i| columns[i].name.clone()).collect();
+    if let Some(ex) = existing {
+        if table.rowid_keyed() && ex.column(ROWID_COLUMN).is_none() {
+            incompatible = true;
+            blocker = Some(format!(
+                "the source has no primary key and the target table has no {ROWID_COLUMN} column to key it by"
+            ));
+        }
+        if !ex.has_unique_key(&key_names) {
+            incompatible = true;
+            blocker = Some(format!(
+                "no primary key or unique index on ({})",
+                key_names.join(", ")
+            ));
+        }
+        for tc in &ex.columns {
+            if tc.not_null && !tc.has_default && !columns.iter().any(|c| c.name == tc.name) {
+                incompatible = true;
+                blocker = Some(format!(
+                    "target column {:?} is NOT NULL without a default and has no source",
+                    tc.name
+                ));
+            }
+        }
+    }
+    let chunkable = table.rowid_keyed()
+        || table.primary_key.iter().all(|k| {
+            table
+                .columns
+                .iter()
+                .position(|c| &c.name == k)
+                .and_then(|i| stats.get(i))
+                .is_none_or(|s| {
+                    let classes = [s.integers, s.reals, s.texts, s.blobs]
+                        .iter()
+                        .filter(|n| **n > 0)
+                        .count();
+                    classes <= 1 && s.bad_texts == 0 && s.nulls == 0
+                })
+        });
+    // A key column holding UUIDs derived from a parent's legacy keys sorts
+    // differently on the two sides.
+    let derived_key = key.iter().any(|&i| {
+        columns[i].uuid_namespace.is_some()
+            && !uuid_maps.contains_key(&(table.name.clone(), columns[i].name.clone()))
+    });
+    let chunkable = chunkable && !derived_key;
+    if !chunkable {
+        problems.push("key values of mixed types, NULL or mapped to UUIDs through a parent: compared as one chunk".into());
+    }
+    let uuid_key = match key.as_slice() {
+        [k] => columns[*k]
+            .uuid_namespace
+            .as_ref()
+            .filter(|ns| {
+                uuid_maps.contains_key(&(table.name.clone(), columns[*k].name.clone()))
+                    && !ns.is_empty()
+            })
+            .map(|_| (table.name.clone(), columns[*k].name.clone())),
+        _ => None,
+    };
+    TablePlan {
+        table: table.clone(),
+        qualified,
+        columns,
+        key,
+        rowid_alias,
+        chunkable,
+        uuid_key,
+        exists: existing.is_some(),
+        created_by_acode: existing.is_some_and(|e| e.created_by_acode),
+        problems,
+        blocker,
+        incompatible,
+    }
+}
+
+/// One source row, converted.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// The source key values (for checkpoints).
+    pub source_key: Vec<SqlValue>,
+    /// The key as the target compares it (the legacy integer for
+    /// UUID-mapped tables).
+    pub match_key: Vec<Cell>,
+    pub cells: Vec<Cell>,
+    pub hash: u64,
+}
+
+impl TablePlan {
+    pub fn name(&self) -> &str {
+        &self.table.name
+    }
+
+    pub fn error(&self) -> Option<MigrateError> {
+        let detail = self.blocker.clone()?;
+        Some(if self.incompatible {
+            MigrateError::IncompatibleTarget {
+                table: self.table.name.clone(),
+                detail,
+            }
+        } else {
+            MigrateError::UnsupportedSource {
+                table: self.table.name.clone(),
+                detail,
+            }
+        })
+    }
+
+    pub fn key_names(&self) -> Vec<String> {
+        self.key
+            .iter()
+            .map(|&i| self.columns[i].name.clone())
+            .collect()
+    }
+
+    fn source_key_exprs(&self) -> Vec<String> {
+        if let Some(alias) = self.rowid_alias {
+            return vec![alias.to_owned()];
+        }
+        self.key
+            .iter()
+            .map(|&i| {
+                let c = &self.columns[i];
+                if c.kind.is_texty() || c.kind == Kind::Bytea {
+                    format!("{} COLLATE BINARY", quote(&c.name))
+                } else {
+                    quote(&c.name)
+                }
+            })
+            .collect()
+    }
+
+    /// The SQLite query of all rows in key order, after `?…` when resuming.
+    pub fn source_select(&self, resume: bool) -> String {
+        let mut list: Vec<String> = Vec::new();
+        if let Some(alias) = self.rowid_alias {
+            list.push(alias.to_owned());
+        }
+        list.extend(self.table.columns.iter().map(|c| quote(&c.name)));
+        let keys = self.source_key_exprs();
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            list.join(", "),
+            quote(&self.table.name)
+        );
+        if resume && self.chunkable {
+            let params: Vec<String> = (1..=keys.len()).map(|i| format!("?{i}")).collect();
+            sql.push_str(&format!(
+                " WHERE ({}) > ({})",
+                keys.join(", "),
+                params.join(", ")
+            ));
+        }
+        if self.chunkable {
+            sql.push_str(&format!(" ORDER BY {}", keys.join(", ")));
+        }
+        sql
+    }
+
+    /// Converts one selected source row.
+    pub fn convert_row(
+        &self,
+        values: Vec<SqlValue>,
+        buf: &mut Vec<u8>,
+    ) -> Result<Row, MigrateError> {
+        let source_key: Vec<SqlValue> = self
+            .key
+            .iter()
+            .map(|&i| values[self.columns[i].source].clone())
+            .collect();
+        let mut cells = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            let v = &values[c.source];
+            let cell = convert(v, c.kind, c.uuid_namespace.as_deref()).map_err(|detail| {
+                MigrateError::ValueMisfit {
+                    table: self.table.name.clone(),
+                    column: c.name.clone(),
+                    key: key_text(&source_key),
+                    detail,
+                }
+            })?;
+            cells.push(cell);
+        }
+        let match_key = match (&self.uuid_key, source_key.first()) {
+            (Some(_), Some(SqlValue::Int(i))) => vec![Cell::Int(*i)],
+            _ => self.key.iter().map(|&i| cells[i].clone()).collect(),
+        };
+        let hash = row_hash(&cells, buf);
+        Ok(Row {
+            source_key,
+            match_key,
+            cells,
+            hash,
+        })
+    }
+
+    /// The SQLite query of the row with a given key (`?1…`).
+    pub fn source_select_by_key(&self) -> String {
+        let mut list: Vec<String> = Vec::new();
+        if let Some(alias) = self.rowid_alias {
+            list.push(alias.to_owned());
+        }
+        list.extend(self.table.columns.iter().map(|c| quote(&c.name)));
+        let conds: Vec<String> = self
+            .source_key_exprs()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{k} = ?{}", i + 1))
+            .collect();
+        format!(
+            "SELECT {} FROM {} WHERE {}",
+            list.join(", "),
+            quote(&self.table.name),
+            conds.join(" AND ")
+        )
+    }
+
+    /// The target key columns' values for a source key.
+    pub fn target_key_of(&self, source_key: &[SqlValue]) -> Result<Vec<Cell>, MigrateError> {
+        self.key
+            .iter()
+            .zip(source_key)
+            .map(|(&i, v)| {
+                let c = &self.columns[i];
+                convert(v, c.kind, c.uuid_namespace.as_deref()).map_err(|detail| {
+                    MigrateError::ValueMisfit {
+                        table: self.table.name.clone(),
+                        column: c.name.clone(),
+                        key: key_text(source_key),
+                        detail,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The match key of a source key (for resuming from a checkpoint).
+    pub fn match_key_of(&self, source_key: &[SqlValue]) -> Result<Vec<Cell>, MigrateError> {
+        if self.uuid_key.is_some() {
+            return match source_key.first() {
+                Some(SqlValue::Int(i)) => Ok(vec![Cell::Int(*i)]),
+                _ => Err(MigrateError::invalid(
+                    "checkpoint",
+                    "a UUID-mapped key that is not an integer",
+                )),
+            };
+        }
+        self.target_key_of(source_key)
+    }
+
+    pub fn quoted_columns(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| quote(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn quoted_key(&self) -> String {
+        self.key_names()
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `FROM` clause of target reads; the UUID-mapped join takes `$1`
+    /// (table) and `$2` (column).
+    fn target_from(&self) -> String {
+        match &self.uuid_key {
+            Some(_) => format!(
+                "{} AS t JOIN acode_migrate.migration_mappings AS m ON m.table_name = $1 AND m.column_name = $2 AND m.uuid = t.{}",
+                self.qualified,
+                quote(&self.columns[self.key[0]].name)
+            ),
+            None => format!("{} AS t", self.qualified),
+        }
+    }
+
+    /// Expressions of the match key on the target.
+    fn target_key_exprs(&self) -> Vec<String> {
+        match &self.uuid_key {
+            Some(_) => vec!["m.legacy_key".into()],
+            None => self
+                .key
+                .iter()
+                .map(|&i| {
+                    let c = &self.columns[i];
+                    c.kind.order_sql(&format!("t.{}", quote(&c.name)))
+                })
+                .collect(),
+        }
+    }
+
+    /// Number of parameters before the range bounds.
+    pub fn fixed_params(&self) -> usize {
+        if self.uuid_key.is_some() { 2 } else { 0 }
+    }
+
+    fn range_where(&self, lo: bool, hi: bool) -> String {
+        if !self.chunkable {
+            return String::new();
+        }
+        let keys = self.target_key_exprs();
+        let n = keys.len();
+        let tuple = |exprs: &[String]| {
+            if exprs.len() == 1 {
+                exprs[0].clone()
+            } else {
+                format!("ROW({})", exprs.join(", "))
+            }
+        };
+        let mut next = self.fixed_params() + 1;
+        let mut params = |count: usize| {
+            let p: Vec<String> = (next..next + count).map(|i| format!("${i}")).collect();
+            next += count;
+            p
+        };
+        let mut conds = Vec::new();
+        if lo {
+            conds.push(format!("{} > {}", tuple(&keys), tuple(&params(n))));
+        }
+        if hi {
+            conds.push(format!("{} <= {}", tuple(&keys), tuple(&params(n))));
+        }
+        if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        }
+    }
+
+    fn hash_expr(&self) -> String {
+        let parts: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| c.kind.hash_sql(&format!("t.{}", quote(&c.name))))
+            .collect();
+        format!("substr(sha256({}), 1, 8)", parts.join(" || "))
+    }
+
+    /// Count and sum of the row hashes of a key range.
+    pub fn aggregate_sql(&self, lo: bool, hi: bool) -> String {
+        format!(
+            "SELECT count(*), COALESCE(sum(('x' || encode(h, 'hex'))::bit(64)::bigint), 0)::text FROM (SELECT {} AS h FROM {}{}) AS s",
+            self.hash_expr(),
+            self.target_from(),
+            self.range_where(lo, hi)
+        )
+    }
+
+    /// Match key and row hash of every row of a key range.
+    pub fn hashes_sql(&self, lo: bool, hi: bool) -> String {
+        let keys: Vec<String> = match &self.uuid_key {
+            Some(_) => vec!["m.legacy_key".into()],
+            None => self
+                .key
+                .iter()
+                .map(|&i| format!("t.{}", quote(&self.columns[i].name)))
+                .collect(),
+        };
+        format!(
+            "SELECT {}, {} FROM {}{}",
+            keys.join(", "),
+            self.hash_expr(),
+            self.target_from(),
+            self.range_where(lo, hi)
+        )
+    }
+
+    /// All columns of the rows with these keys (`$…` per key column).
+    pub fn select_by_key_sql(&self) -> String {
+        let conds: Vec<String> = self
+            .key
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| format!("t.{} = ${}", quote(&self.columns[i].name), n + 1))
+            .collect();
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("t.{}", quote(&c.name)))
+            .collect();
+        format!(
+            "SELECT {} FROM {} AS t WHERE {}",
+            cols.join(", "),
+            self.qualified,
+            conds.join(" AND ")
+        )
+    }
+
+    pub fn merge_sql(&self) -> String {
+        let cols = self.quoted_columns();
+        let nonkey: Vec<&PlanColumn> = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.key.contains(i))
+            .map(|(_, c)| c)
+            .collect();
+        let action = if nonkey.is_empty() {
+            "DO NOTHING".to_owned()
+        } else {
+            let sets: Vec<String> = nonkey
+                .iter()
+                .map(|c| format!("{0} = EXCLUDED.{0}", quote(&c.name)))
+                .collect();
+            let old: Vec<String> = nonkey
+                .iter()
+                .map(|c| format!("t.{}", quote(&c.name)))
+                .collect();
+            let new: Vec<String> = nonkey
+                .iter()
+                .map(|c| format!("EXCLUDED.{}", quote(&c.name)))
+                .collect();
+            format!(
+                "DO UPDATE SET {} WHERE ROW({}) IS DISTINCT FROM ROW({})",
+                sets.join(", "),
+                old.join(", "),
+                new.join(", ")
+            )
+        };
+        format!(
+            "INSERT INTO {} AS t ({cols}) SELECT {cols} FROM pg_temp.acode_stage ON CONFLICT ({}) {action}",
+            self.qualified,
+            self.quoted_key()
+        )
+    }
+
+    pub fn delete_sql(&self) -> String {
+        let conds: Vec<String> = self
+            .key_names()
+            .iter()
+            .map(|k| format!("t.{0} = d.{0}", quote(k)))
+            .collect();
+        format!(
+            "DELETE FROM {} AS t USING pg_temp.acode_stage_del AS d WHERE {}",
+            self.qualified,
+            conds.join(" AND ")
+        )
+    }
+
+    pub fn stage_sql(&self) -> String {
+        format!(
+            "DROP TABLE IF EXISTS pg_temp.acode_stage; DROP TABLE IF EXISTS pg_temp.acode_stage_del;
+             CREATE TEMP TABLE acode_stage (LIKE {0} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+             CREATE TEMP TABLE acode_stage_del ON COMMIT DELETE ROWS AS SELECT {1} FROM {0} WITH NO DATA",
+            self.qualified,
+            self.quoted_key()
+        )
+    }
+}
+
+/// A key as text for messages: `42`, or `(1, "a")` for composite keys.
+pub fn key_text(key: &[SqlValue]) -> String {
+    match key {
+        [one] => one.display(),
+        many => format!(
+            "({})",
+            many.iter()
+                .map(SqlValue::display)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}

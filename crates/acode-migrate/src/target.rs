@@ -1,0 +1,213 @@
+//! The target PostgreSQL: the connection pool, what an existing table
+//! looks like, and the DDL of tables acode creates.
+
+use deadpool_postgres::{Object, Pool};
+use tokio_postgres::Config;
+
+use crate::error::{MigrateError, Result};
+use crate::ident::quote;
+use crate::value::Kind;
+
+/// Comment on every table acode creates: later runs add its indexes and
+/// foreign keys only to such tables, never to tables a user made.
+pub const CREATED_COMMENT: &str = "created by acode migrate";
+
+/// How long a connection attempt may take before the target counts as
+/// unreachable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A handle on the target database. Cheap to clone.
+#[derive(Clone)]
+pub struct Target {
+    pool: Pool,
+    /// host:port/database, for messages (never the password).
+    pub desc: String,
+    /// The schema migrated tables live in (`public` by default).
+    pub schema: String,
+}
+
+impl Target {
+    /// A lazy pool for a `postgres://` URL: nothing is sent before the
+    /// first use.
+    pub fn new(url: &str, schema: &str) -> Result<Target> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(MigrateError::invalid(
+                "target",
+                format!("{url:?} is not a postgres:// URL"),
+            ));
+        }
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| MigrateError::invalid("target", format!("{e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("acode-migrate");
+        }
+        let (pool, desc) = acode_remote::pool(config, 4)
+            .map_err(|e| MigrateError::invalid("target", e.to_string()))?;
+        Ok(Target {
+            pool,
+            desc,
+            schema: schema.to_owned(),
+        })
+    }
+
+    /// A connection; [`MigrateError::TargetUnreachable`] when there is none.
+    pub async fn client(&self) -> Result<Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| MigrateError::TargetUnreachable {
+                target: self.desc.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    /// `"schema"."table"`.
+    pub fn qualified(&self, table: &str) -> String {
+        crate::ident::qualified(&self.schema, table)
+    }
+}
+
+/// One column of an existing target table.
+#[derive(Clone, Debug)]
+pub struct ExistingColumn {
+    pub name: String,
+    pub typname: String,
+    pub kind: Option<Kind>,
+    pub not_null: bool,
+    pub has_default: bool,
+}
+
+/// An existing target table.
+#[derive(Clone, Debug)]
+pub struct Existing {
+    pub columns: Vec<ExistingColumn>,
+    /// Column sets of its unique indexes (plain, not partial).
+    pub unique_keys: Vec<Vec<String>>,
+    pub created_by_acode: bool,
+    /// Names of its constraints and indexes.
+    pub constraints: Vec<String>,
+}
+
+impl Existing {
+    pub fn column(&self, name: &str) -> Option<&ExistingColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn has_unique_key(&self, cols: &[String]) -> bool {
+        let mut want: Vec<&String> = cols.iter().collect();
+        want.sort();
+        self.unique_keys.iter().any(|k| {
+            let mut have: Vec<&String> = k.iter().collect();
+            have.sort();
+            have == want
+        })
+    }
+}
+
+/// The table `schema.name` as it exists, or `None`.
+pub async fn existing(client: &Object, schema: &str, name: &str) -> Result<Option<Existing>> {
+    let qualified = crate::ident::qualified(schema, name);
+    let ctx = || format!("reading the shape of target table {name}");
+    let row = client
+        .query_one(
+            "SELECT to_regclass($1)::oid, obj_description(to_regclass($1), 'pg_class')",
+            &[&qualified],
+        )
+        .await
+        .map_err(MigrateError::pg(ctx()))?;
+    let Some(oid) = row.get::<_, Option<u32>>(0) else {
+        return Ok(None);
+    };
+    let comment: Option<String> = row.get(1);
+    let columns = client
+        .query(
+            "SELECT a.attname::text, t.typname::text, a.attnotnull, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&oid],
+        )
+        .await
+        .map_err(MigrateError::pg(ctx()))?
+        .into_iter()
+        .map(|r| {
+            let typname: String = r.get(1);
+            ExistingColumn {
+                name: r.get(0),
+                kind: Kind::from_typname(&typname),
+                typname,
+                not_null: r.get(2),
+                has_default: r.get(3),
+            }
+        })
+        .collect();
+    let unique_keys = client
+        .query(
+            "SELECT array_agg(a.attname::text) FROM pg_index i
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+             WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+             GROUP BY i.indexrelid",
+            &[&oid],
+        )
+        .await
+        .map_err(MigrateError::pg(ctx()))?
+        .into_iter()
+        .map(|r| r.get::<_, Vec<String>>(0))
+        .collect();
+    let constraints = client
+        .query(
+            "SELECT conname::text FROM pg_constraint WHERE conrelid = $1
+             UNION ALL SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1",
+            &[&oid],
+        )
+        .await
+        .map_err(MigrateError::pg(ctx()))?
+        .into_iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    Ok(Some(Existing {
+        columns,
+        unique_keys,
+        created_by_acode: comment.as_deref() == Some(CREATED_COMMENT),
+        constraints,
+    }))
+}
+
+/// A name PostgreSQL keeps as is (≤ 63 bytes), else a short stable one
+/// derived from it.
+pub fn pg_name(prefix: &str, wanted: &str) -> String {
+    if wanted.len() <= crate::ident::PG_MAX_IDENT && !wanted.starts_with("sqlite_") {
+        return wanted.to_owned();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(wanted.as_bytes());
+    format!("{prefix}_{}", crate::value::hex(&digest[..8]))
+}
+
+/// `CREATE TABLE` of a plan's columns, keyed by `key`. Text key columns
+/// use the byte-order collation so key ranges sort as in SQLite.
+pub fn create_table_sql(
+    qualified: &str,
+    columns: &[(String, Kind, bool)],
+    key: &[String],
+) -> String {
+    let mut parts: Vec<String> = columns
+        .iter()
+        .map(|(name, kind, not_null)| {
+            let mut def = format!("{} {}", quote(name), kind.ddl());
+            if kind.is_texty() && key.contains(name) {
+                def.push_str(" COLLATE \"C\"");
+            }
+            if *not_null {
+                def.push_str(" NOT NULL");
+            }
+            def
+        })
+        .collect();
+    let key: Vec<String> = key.iter().map(|k| quote(k)).collect();
+    parts.push(format!("PRIMARY KEY ({})", key.join(", ")));
+    format!("CREATE TABLE {qualified} (\n  {}\n)", parts.join(",\n  "))
+}

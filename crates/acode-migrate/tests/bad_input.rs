@@ -1,0 +1,189 @@
+//! Bad input gives a clear error with a stable code and writes nothing;
+//! values that do not fit their declared type are reported and copied
+//! without loss.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use acode_migrate::{Migrator, Options};
+use acode_testkit::TestDb;
+use common::*;
+
+fn public_tables(url: &str) -> String {
+    pg_one(
+        url,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    )
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(
+        &path,
+        "this is not a database, just some text that is long enough to have a header page.\n"
+            .repeat(20),
+    )
+    .unwrap();
+    let db = TestDb::create();
+    let m = Migrator::new(&source(&path), &db.url()).unwrap();
+    let err = rt()
+        .block_on(m.run(&Options::default(), &acode_migrate::NoProgress))
+        .unwrap_err();
+    assert_eq!(err.code().code(), "ACODE-MIGRATE-001", "{err}");
+    assert!(
+        err.to_string().contains("not a readable SQLite database"),
+        "{err}"
+    );
+    let missing = Migrator::new(&source(&dir.path().join("nope.db")), &db.url()).unwrap();
+    let err = rt()
+        .block_on(missing.analyze(&Options::default()))
+        .unwrap_err();
+    assert_eq!(err.code().code(), "ACODE-MIGRATE-001");
+    assert_eq!(
+        pg_one(
+            &db.url(),
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'acode_migrate'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn an_unreachable_target_is_a_clear_transient_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = order_system(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener); // nothing listens there now
+    let m = Migrator::new(
+        &source(&path),
+        &format!("postgres://postgres@127.0.0.1:{port}/x"),
+    )
+    .unwrap();
+    let err = rt()
+        .block_on(m.run(&Options::default(), &acode_migrate::NoProgress))
+        .unwrap_err();
+    assert_eq!(err.code().code(), "ACODE-MIGRATE-002", "{err}");
+    assert!(err.is_transient());
+    let bad = Migrator::new(&source(&path), "mysql://x").err().unwrap();
+    assert_eq!(bad.code().code(), "ACODE-MIGRATE-006");
+}
+
+#[test]
+fn an_incompatible_existing_table_is_refused_and_nothing_is_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = order_system(dir.path());
+    let db = TestDb::create();
+    let url = db.url();
+    // An orders table someone made by hand, of another shape.
+    pg(
+        &url,
+        "CREATE TABLE orders (order_id integer PRIMARY KEY, customer_id integer, ordered_at timestamptz, status text)",
+    );
+    let m = Migrator::new(&source(&path), &url).unwrap();
+    let err = rt()
+        .block_on(m.run(&Options::default(), &acode_migrate::NoProgress))
+        .unwrap_err();
+    assert_eq!(err.code().code(), "ACODE-MIGRATE-003", "{err}");
+    assert!(err.to_string().contains("orders"), "{err}");
+    assert_eq!(public_tables(&url), "1", "no other table was created");
+    assert_eq!(pg_one(&url, "SELECT count(*) FROM orders"), "0");
+    // analyze says the same, as a problem of that table.
+    let analysis = rt().block_on(m.analyze(&Options::default())).unwrap();
+    let orders = analysis
+        .tables
+        .iter()
+        .find(|t| t.table == "orders")
+        .unwrap();
+    assert!(
+        orders
+            .problems
+            .iter()
+            .any(|p| p.contains("ordered_at") || p.contains("shipped_at")),
+        "{:?}",
+        orders.problems
+    );
+    assert_eq!(orders.missing, None);
+}
+
+#[test]
+fn loose_values_and_odd_identifiers_are_reported_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loose.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        r#"CREATE TABLE "Weird ""Table"" Name" (
+               "id" INTEGER PRIMARY KEY,
+               "amount" INTEGER,
+               "label" TEXT,
+               "when" DATE,
+               "order" REAL,
+               "Group" BOOLEAN,
+               untyped
+           );
+           INSERT INTO "Weird ""Table"" Name" VALUES
+               (1, 10, 'ok', '2024-01-02', 1.5, 1, 'text'),
+               (2, 'abc', 'Ünïcødé ✓ 👩‍👩‍👧', 1704153600, -0.0, 0, 42),
+               (3, NULL, x'00ff', NULL, 1e308, NULL, x'01'),
+               (4, 9223372036854775807, NULL, 2460311.5, -1e-300, 1, NULL),
+               (5, -9223372036854775808, CAST(x'61ff62' AS TEXT), '2024-01-02T03:04:05Z', 4.9e-324, 0, 2.5);
+           CREATE TABLE "key words" ("select" TEXT, "from" TEXT, PRIMARY KEY ("select", "from"));
+           INSERT INTO "key words" VALUES ('a', 'b'), ('A', 'b'), ('ä', ''), ('', 'z');"#,
+    )
+    .unwrap();
+    drop(conn);
+    let db = TestDb::create();
+    let m = Migrator::new(&source(&path), &db.url()).unwrap();
+    let analysis = rt().block_on(m.analyze(&Options::default())).unwrap();
+    let weird = &analysis
+        .tables
+        .iter()
+        .find(|t| t.table == "Weird \"Table\" Name")
+        .unwrap();
+    let col = |n: &str| weird.columns.iter().find(|c| c.name == n).unwrap();
+    assert_eq!(col("amount").kind.ddl(), "text");
+    assert!(
+        col("amount")
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("1 text value")
+    );
+    assert_eq!(
+        col("label").kind.ddl(),
+        "bytea",
+        "a blob and invalid UTF-8 in a TEXT column"
+    );
+    assert!(col("label").problem.is_some());
+    assert_eq!(col("when").kind.ddl(), "text");
+    assert_eq!(col("order").kind.ddl(), "double precision");
+    assert_eq!(col("Group").kind.ddl(), "boolean");
+    assert_eq!(col("untyped").kind.ddl(), "bytea");
+    assert!(weird.problems.len() >= 3, "{:?}", weird.problems);
+
+    let first = run(&m, &Options::default());
+    assert_eq!(first.copied, 9);
+    let report = validate(&m, &Options::default());
+    assert!(report.ok, "{}", report.to_markdown());
+    assert_eq!(run(&m, &Options::default()).copied, 0);
+    assert_eq!(
+        pg_one(
+            &db.url(),
+            "SELECT amount FROM \"Weird \"\"Table\"\" Name\" WHERE id = 4"
+        ),
+        "9223372036854775807"
+    );
+    assert_eq!(
+        pg_one(
+            &db.url(),
+            "SELECT encode(label, 'hex') FROM \"Weird \"\"Table\"\" Name\" WHERE id = 5"
+        ),
+        "61ff62"
+    );
+    let record = rt()
+        .block_on(m.check_record("key words", r#"["", "z"]"#))
+        .unwrap();
+    assert!(record.equal && record.in_target);
+}
