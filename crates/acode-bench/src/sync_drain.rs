@@ -12,7 +12,7 @@ use acode_protocol::conflict::{Contender, Policy, decide};
 use acode_protocol::{Hlc, Privacy};
 use acode_store::{NewChat, OpenOptions, Store};
 use acode_sync::upload::UploadOutcome;
-use acode_sync::{EngineConfig, PostgresTransport};
+use acode_sync::{EngineConfig, PostgresTransport, Transport};
 use acode_testkit::TestDb;
 use anyhow::Context;
 use tokio_postgres::NoTls;
@@ -86,12 +86,45 @@ fn device(dir: &std::path::Path, n: u32) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// A transport that adds up the time its pushes take (the remote's share
+/// of a drain; the rest is the device's).
+struct Timed<T> {
+    inner: T,
+    pushing: std::sync::Mutex<Duration>,
+}
+
+impl<T: Transport> Transport for Timed<T> {
+    async fn push(
+        &self,
+        key: acode_protocol::Id,
+        request: &acode_protocol::PushRequest,
+    ) -> Result<acode_protocol::PushResponse, acode_sync::TransportError> {
+        let started = Instant::now();
+        let answer = self.inner.push(key, request).await;
+        *self.pushing.lock().unwrap_or_else(|p| p.into_inner()) += started.elapsed();
+        answer
+    }
+
+    async fn pull(
+        &self,
+        cursor: &str,
+        limit: u32,
+        wait: Option<Duration>,
+    ) -> Result<acode_protocol::PullPage, acode_sync::TransportError> {
+        self.inner.pull(cursor, limit, wait).await
+    }
+}
+
 async fn drain_vs_references(n: u32, batch: u32) -> anyhow::Result<Vec<Row>> {
     let db = TestDb::create();
     let dir = tempfile::tempdir()?;
     let mut store = device(dir.path(), n)?;
-    let transport = PostgresTransport::new(&db.url(), "bench", store.device_id())?;
-    transport.remote().migrate().await?;
+    let direct = PostgresTransport::new(&db.url(), "bench", store.device_id())?;
+    direct.remote().migrate().await?;
+    let transport = Timed {
+        inner: direct,
+        pushing: std::sync::Mutex::new(Duration::ZERO),
+    };
     let cfg = EngineConfig {
         batch_size: batch as usize,
         ..EngineConfig::default()
@@ -102,15 +135,25 @@ async fn drain_vs_references(n: u32, batch: u32) -> anyhow::Result<Vec<Row>> {
     let rss_before = peak_rss_kib();
     let started = Instant::now();
     let mut uploaded = 0;
+    let mut carried = None;
     // Upload only (the download of the echoes is not part of a drain).
     loop {
-        match acode_sync::upload::upload_once(&mut store, &transport, &cfg, lease.epoch).await? {
+        match acode_sync::upload::upload_step(
+            &mut store,
+            &transport,
+            &cfg,
+            lease.epoch,
+            &mut carried,
+        )
+        .await?
+        {
             UploadOutcome::Settled(c) => uploaded += c.uploaded,
             UploadOutcome::Idle => break,
             other => anyhow::bail!("upload stopped: {other:?}"),
         }
     }
     let drained = started.elapsed();
+    let pushing = *transport.pushing.lock().unwrap_or_else(|p| p.into_inner());
     anyhow::ensure!(uploaded == n as usize, "uploaded {uploaded} of {n}");
     let rate = f64::from(n) / drained.as_secs_f64();
 
@@ -143,6 +186,15 @@ async fn drain_vs_references(n: u32, batch: u32) -> anyhow::Result<Vec<Row>> {
             true,
         ),
     ];
+    rows.push(ratio_row(
+        format!("of which pushing (remote ingest), {n} pending, batch {batch}"),
+        pushing.as_secs_f64() * 1000.0,
+        "ms",
+        "the whole drain",
+        drained.as_secs_f64() * 1000.0,
+        "-".into(),
+        true,
+    ));
     if n == 10_000 {
         rows.push(ratio_row(
             format!("10,000 pending drained, batch {batch}"),

@@ -10,7 +10,7 @@ use crate::config::EngineConfig;
 use crate::download::{DownloadOutcome, download_once};
 use crate::error::SyncError;
 use crate::transport::Transport;
-use crate::upload::{UploadOutcome, upload_once};
+use crate::upload::{UploadOutcome, upload_step};
 
 /// How long a lease lasts without renewal: a crashed worker's lease
 /// expires after this.
@@ -187,8 +187,9 @@ async fn upload_all<T: Transport>(
     epoch: i64,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
+    let mut carried = None;
     loop {
-        match upload_once(store, transport, cfg, epoch).await? {
+        match upload_step(store, transport, cfg, epoch, &mut carried).await? {
             UploadOutcome::Idle | UploadOutcome::Waiting(_) => break,
             UploadOutcome::Offline(why) => {
                 report.mode = Mode::Offline;

@@ -51,14 +51,31 @@ pub async fn upload_once<T: Transport>(
     cfg: &EngineConfig,
     epoch: i64,
 ) -> Result<UploadOutcome, SyncError> {
+    upload_step(store, transport, cfg, epoch, &mut None).await
+}
+
+/// Like [`upload_once`], for a loop that uploads until idle: `carried` is
+/// the batch the previous step froze in the transaction that settled its
+/// own (one local commit per batch, not two); this step sends it, and
+/// leaves the next one there when its answer settles.
+pub async fn upload_step<T: Transport>(
+    store: &mut Store,
+    transport: &T,
+    cfg: &EngineConfig,
+    epoch: i64,
+    carried: &mut Option<FrozenBatch>,
+) -> Result<UploadOutcome, SyncError> {
     let now = cfg.now();
-    let batch = store.write(|tx| {
-        tx.check_epoch(epoch)?;
-        match tx.frozen_batch()? {
-            Some(b) => Ok(Some(b)),
-            None => build(tx, cfg, now),
-        }
-    })?;
+    let batch = match carried.take() {
+        Some(b) => Some(b),
+        None => store.write(|tx| {
+            tx.check_epoch(epoch)?;
+            match tx.frozen_batch()? {
+                Some(b) => Ok(Some(b)),
+                None => build(tx, cfg, now),
+            }
+        })?,
+    };
     let Some(batch) = batch else {
         return Ok(UploadOutcome::Idle);
     };
@@ -71,7 +88,11 @@ pub async fn upload_once<T: Transport>(
         changes: batch.changes.iter().map(|c| c.change.clone()).collect(),
     };
     match transport.push(batch.key, &request).await {
-        Ok(response) if answers(&batch, &response) => settle(store, cfg, &batch, &response, epoch),
+        Ok(response) if answers(&batch, &response) => {
+            let (outcome, next) = settle(store, cfg, &batch, &response, epoch)?;
+            *carried = next;
+            Ok(outcome)
+        }
         Ok(_) => batch_failed(
             store,
             cfg,
@@ -369,17 +390,19 @@ pub(crate) fn write_preserved(files: Vec<Preserved>) {
 
 /// Settles every result of an answered batch in one transaction, with
 /// capture suppressed (a remote winner is written to the local row).
+/// Settles every result of `batch` in one local transaction, and freezes
+/// the next batch in it (returned, `None` when nothing is due).
 fn settle(
     store: &mut Store,
     cfg: &EngineConfig,
     batch: &FrozenBatch,
     response: &PushResponse,
     epoch: i64,
-) -> Result<UploadOutcome, SyncError> {
+) -> Result<(UploadOutcome, Option<FrozenBatch>), SyncError> {
     let now = cfg.now();
     let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut files = Vec::new();
-    let counts = store.apply_remote(|tx| {
+    let (counts, next) = store.apply_remote(|tx| {
         tx.check_epoch(epoch)?;
         // Plain successes are settled together after the loop.
         let mut synced_seqs: Vec<i64> = Vec::new();
@@ -467,10 +490,11 @@ fn settle(
             tx.observe_hlc(&floor)?;
         }
         tx.log_sync("push", counts.uploaded as i64, None, now)?;
-        Ok(counts)
+        let next = build(tx, cfg, now)?;
+        Ok((counts, next))
     })?;
     write_preserved(files);
-    Ok(UploadOutcome::Settled(counts))
+    Ok((UploadOutcome::Settled(counts), next))
 }
 
 pub(crate) fn resolution_str(r: Resolution) -> &'static str {
