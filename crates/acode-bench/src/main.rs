@@ -1,13 +1,14 @@
 //! `acode-bench`: benchmarks that print ratios against references measured
 //! in the same run (BENCH.md). Run one with
 //! `cargo run --release -p acode-bench -- store-commit` (or `export`,
-//! `backup`, `sync-drain`, `health`, `server`); `--quick` is the
+//! `backup`, `sync-drain`, `health`, `server`, `migrate`); `--quick` is the
 //! smoke CI runs, `--json` is for machines.
 
 mod backup;
 mod export;
 mod fixture;
 mod health;
+mod migrate;
 mod report;
 mod server;
 mod store_commit;
@@ -46,6 +47,9 @@ enum Bench {
     Backup(backup::Args),
     /// A full health run (every check, cache off) against a bare SELECT 1.
     Health(health::Args),
+    /// `acode migrate run` of an SQLite file against pgloader on the same
+    /// file; the re-run after 1 % changed against the full run.
+    Migrate(migrate::Args),
     /// The sync server: a write on one device visible on another (long-poll),
     /// p50/p99; 20 devices pushing through HTTP against the direct transport.
     Server(server::Args),
@@ -60,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Bench::SyncDrain(args) => sync_drain::run(&args, cli.quick)?,
         Bench::Health(args) => health::run(&args, cli.quick)?,
         Bench::Server(args) => server::run(&args, cli.quick)?,
+        Bench::Migrate(args) => migrate::run(&args, cli.quick)?,
     };
     report::print(&rows, cli.json)
 }

@@ -1,0 +1,141 @@
+//! `acode migrate run` of an SQLite file into a fresh PostgreSQL database,
+//! against pgloader loading the same file into another fresh database in
+//! the same run (BENCH.md); then the re-run after 1 % of the rows changed,
+//! against the full run.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use acode_migrate::{Migrator, NoProgress, Options};
+use acode_testkit::TestDb;
+use anyhow::Context;
+
+use crate::report::Row;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rows in all (customers, orders and order lines: 1 : 2 : 3).
+    #[arg(long, default_value_t = 1_200_000)]
+    rows: u64,
+}
+
+pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
+    let rows = if quick { 12_000 } else { args.rows };
+    let dir = tempfile::tempdir()?;
+    let source = dir.path().join("shop.db");
+    generate(&source, rows)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let spec = format!("sqlite:{}", source.display());
+
+    let ours_db = TestDb::create();
+    let migrator = Migrator::new(&spec, &ours_db.url())?;
+    let started = Instant::now();
+    let full = rt.block_on(migrator.run(&Options::default(), &NoProgress))?;
+    let ours = started.elapsed();
+    anyhow::ensure!(
+        full.tables.iter().map(|t| t.counts.inserted).sum::<u64>() == rows,
+        "the full run copied {full:?}"
+    );
+
+    let theirs_db = TestDb::create();
+    let theirs = pgloader(&source, &theirs_db.url())?;
+
+    change_one_percent(&source)?;
+    let started = Instant::now();
+    let rerun = rt.block_on(migrator.run(&Options::default(), &NoProgress))?;
+    let again = started.elapsed();
+    let changed: u64 = rerun.tables.iter().map(|t| t.counts.updated).sum();
+
+    let secs = |d: Duration| d.as_secs_f64();
+    Ok(vec![
+        Row {
+            figure: format!("acode migrate run, {rows} rows, fresh target"),
+            value: rows as f64 / secs(ours),
+            unit: "rows/s",
+            reference: "pgloader, same file, fresh database".into(),
+            reference_value: rows as f64 / secs(theirs),
+            ratio: secs(theirs) / secs(ours),
+            target: "≥ 2 × faster than pgloader".into(),
+            meets_target: secs(theirs) / secs(ours) >= 2.0,
+        },
+        Row {
+            figure: format!("re-run after 1 % changed ({changed} rows updated)"),
+            value: secs(again) * 1000.0,
+            unit: "ms",
+            reference: "the full run".into(),
+            reference_value: secs(ours) * 1000.0,
+            ratio: secs(again) / secs(ours),
+            target: "≤ 0.10 of the full run".into(),
+            meets_target: secs(again) / secs(ours) <= 0.10,
+        },
+    ])
+}
+
+/// An order system: customers, their orders, the orders' lines.
+fn generate(path: &Path, rows: u64) -> anyhow::Result<()> {
+    let customers = (rows / 6).max(1);
+    let orders = customers * 2;
+    let lines = rows - customers - orders;
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT,
+                                 created_at TEXT NOT NULL, balance REAL);
+         CREATE TABLE orders (id INTEGER PRIMARY KEY,
+                              customer_id INTEGER NOT NULL REFERENCES customers (id),
+                              status TEXT NOT NULL, total REAL NOT NULL, placed_at TEXT NOT NULL);
+         CREATE TABLE order_lines (order_id INTEGER NOT NULL REFERENCES orders (id),
+                                   line INTEGER NOT NULL, product TEXT NOT NULL,
+                                   quantity INTEGER NOT NULL, price REAL NOT NULL, note BLOB,
+                                   PRIMARY KEY (order_id, line));
+         BEGIN;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {customers})
+         INSERT INTO customers SELECT i, 'Customer ' || i, 'c' || i || '@example.com',
+                '2026-01-01T00:00:00Z', i * 1.25 FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {orders})
+         INSERT INTO orders SELECT i, (i % {customers}) + 1, 'placed', i * 0.5,
+                '2026-02-01T00:00:00Z' FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {lines} - 1)
+         INSERT INTO order_lines SELECT (i % {orders}) + 1, i / {orders} + 1, 'product ' || (i % 997),
+                i % 7 + 1, (i % 1000) * 0.01, CASE WHEN i % 10 = 0 THEN randomblob(16) END FROM n;
+         COMMIT;"
+    ))
+    .context("generating the source database")?;
+    Ok(())
+}
+
+/// Updates 1 % of each table's rows.
+fn change_one_percent(path: &Path) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(
+        "BEGIN;
+         UPDATE customers SET balance = balance + 1 WHERE id % 100 = 0;
+         UPDATE orders SET status = 'shipped' WHERE id % 100 = 0;
+         UPDATE order_lines SET quantity = quantity + 1 WHERE order_id % 100 = 0;
+         COMMIT;",
+    )?;
+    Ok(())
+}
+
+/// Loads `source` with pgloader (Debian package `pgloader`) and returns
+/// how long it took.
+fn pgloader(source: &Path, target: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let out = Command::new("pgloader")
+        .arg("--quiet")
+        .arg(format!("sqlite://{}", source.display()))
+        .arg(target.replacen("postgres://", "postgresql://", 1))
+        .output()
+        .context("running pgloader (install the Debian package pgloader)")?;
+    let took = started.elapsed();
+    anyhow::ensure!(
+        out.status.success(),
+        "pgloader failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(took)
+}
