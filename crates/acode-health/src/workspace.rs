@@ -103,7 +103,8 @@ impl WorkspaceChecks {
         }
         if let Some(url) = remote.filter(|u| u.starts_with("http://") || u.starts_with("https://"))
         {
-            let check = ServerCheck::new(url, t.timeout, t.slow_round_trip)
+            let ca_file = sync.remote.ca_file.as_deref();
+            let check = ServerCheck::new(url, t.timeout, t.slow_round_trip, ca_file)
                 .map_err(|e| invalid("sync.remote.url", e, None))?;
             registry.add(check);
         }

@@ -241,7 +241,9 @@ impl Jobs {
         let job = self.get(name).await?;
         let started_at = Utc::now();
         let started = Instant::now();
-        let lock = self.target.client().await?;
+        // The lock's connection is not the pool's: concurrent runs must not
+        // starve each other of the connections their work needs.
+        let lock = self.target.dedicated().await?;
         let got: bool = lock
             .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(name)])
             .await
@@ -353,7 +355,18 @@ impl Jobs {
         let mut running = tokio::task::JoinSet::new();
         loop {
             let now = Utc::now();
-            let jobs = self.list().await?;
+            let jobs = match self.list().await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    // The target may be restarting: keep the schedule and
+                    // the runs under way, and look again.
+                    tracing::warn!("listing jobs failed, trying again: {e}");
+                    tokio::select! {
+                        () = tokio::time::sleep(RELOAD.to_std().unwrap_or_default()) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            };
             let mut crons = HashMap::new();
             for job in &jobs {
                 match parse_schedule(&job.schedule) {

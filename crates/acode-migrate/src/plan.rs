@@ -248,9 +248,32 @@ pub fn build(
         columns[i].uuid_namespace.is_some()
             && !uuid_maps.contains_key(&(table.name.clone(), columns[i].name.clone()))
     });
-    let chunkable = chunkable && !derived_key;
+    // Key ranges are compared on both sides, so the key must sort the same
+    // way in SQLite and in the target column: numbers as numbers, text and
+    // blobs as bytes. Integer ids in an existing text key column do not
+    // (2 < 10, "2" > "10"): such a table is compared as one chunk, or a
+    // range would count rows of another range as extra and delete them.
+    let order_kept = key.iter().all(|&k| {
+        let c = &columns[k];
+        let Some(s) = table
+            .columns
+            .iter()
+            .position(|tc| tc.name == c.name)
+            .and_then(|i| stats.get(i))
+        else {
+            return true; // the rowid: an integer on both sides
+        };
+        let numeric = matches!(
+            c.kind,
+            Kind::Int8 | Kind::Int4 | Kind::Int2 | Kind::Float8 | Kind::Bool
+        );
+        (s.integers + s.reals == 0 || numeric)
+            && (s.texts == 0 || c.kind.is_texty() || c.kind == Kind::Bytea)
+            && (s.blobs == 0 || c.kind == Kind::Bytea)
+    });
+    let chunkable = chunkable && !derived_key && order_kept;
     if !chunkable {
-        problems.push("key values of mixed types, NULL or mapped to UUIDs through a parent: compared as one chunk".into());
+        problems.push("key values of mixed types, NULL, sorting differently in the target, or mapped to UUIDs through a parent: compared as one chunk".into());
     }
     let uuid_key = match key.as_slice() {
         [k] => columns[*k]

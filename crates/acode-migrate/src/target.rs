@@ -20,6 +20,8 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Target {
     pool: Pool,
+    /// For connections of their own, outside the pool.
+    config: Config,
     /// host:port/database, for messages (never the password).
     pub desc: String,
     /// The schema migrated tables live in (`public` by default).
@@ -45,13 +47,30 @@ impl Target {
         if config.get_application_name().is_none() {
             config.application_name("acode-migrate");
         }
-        let (pool, desc) = acode_remote::pool(config, 4)
+        let (pool, desc) = acode_remote::pool(config.clone(), 4)
             .map_err(|e| MigrateError::invalid("target", e.to_string()))?;
         Ok(Target {
             pool,
+            config,
             desc,
             schema: schema.to_owned(),
         })
+    }
+
+    /// A connection of its own, outside the pool (e.g. to hold a job's
+    /// session lock for a whole run without taking a pooled connection
+    /// that run needs); closed when dropped.
+    pub async fn dedicated(&self) -> Result<tokio_postgres::Client> {
+        let (client, connection) =
+            self.config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| MigrateError::TargetUnreachable {
+                    target: self.desc.clone(),
+                    message: e.to_string(),
+                })?;
+        tokio::spawn(connection);
+        Ok(client)
     }
 
     /// A connection; [`MigrateError::TargetUnreachable`] when there is none.

@@ -187,3 +187,38 @@ fn loose_values_and_odd_identifiers_are_reported_and_kept() {
         .unwrap();
     assert!(record.equal && record.in_target);
 }
+
+#[test]
+fn integer_ids_in_an_existing_text_key_column_lose_no_row() {
+    // 2 < 10 in SQLite, "2" > "10" in the target: ranges of the key do not
+    // line up, so the table must not be compared range by range.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ids.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25)
+         INSERT INTO items SELECT i, 'item ' || i FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let db = TestDb::create();
+    pg(
+        &db.url(),
+        "CREATE TABLE items (id text PRIMARY KEY, name text NOT NULL)",
+    );
+    let m = Migrator::new(&source(&path), &db.url()).unwrap();
+    let opts = Options {
+        batch_size: 10,
+        ..Options::default()
+    };
+    for _ in 0..2 {
+        run(&m, &opts);
+        assert_eq!(pg_one(&db.url(), "SELECT count(*) FROM items"), "25");
+    }
+    assert!(validate(&m, &opts).ok);
+    assert_eq!(
+        pg_one(&db.url(), "SELECT name FROM items WHERE id = '3'"),
+        "item 3"
+    );
+}

@@ -141,7 +141,17 @@ impl Remote {
         )
         .await
         .map_err(RemoteError::db("storing batch answer"))?;
-        if !fresh.is_empty() {
+        let wrote = fresh.iter().any(|&i| {
+            matches!(
+                response.results[i],
+                ItemResult::Applied { .. }
+                    | ItemResult::Conflict {
+                        resolution: acode_protocol::Resolution::LocalApplied,
+                        ..
+                    }
+            )
+        });
+        if wrote {
             // Delivered at commit: long-polls of this tenant, on every
             // server instance, wake and read the feed.
             tx.execute(

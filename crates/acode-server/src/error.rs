@@ -74,7 +74,9 @@ impl From<RemoteError> for ApiError {
             RemoteError::Unauthorized => ApiError::unauthorized(message),
             RemoteError::Unreachable { .. } => {
                 tracing::warn!(error = %e, "PostgreSQL unreachable");
-                ApiError::new(ErrorCode::SyncConnectionFailed, message)
+                let mut e = ApiError::new(ErrorCode::SyncConnectionFailed, message);
+                e.retry_after = Some(Duration::from_secs(5));
+                e
             }
             RemoteError::Db { .. } | RemoteError::Migration(_) | RemoteError::Corrupt(_) => {
                 tracing::error!(error = %e, "request failed in PostgreSQL");

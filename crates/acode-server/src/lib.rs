@@ -307,8 +307,7 @@ pub fn install_crypto_provider() {
 }
 
 /// The server's checks: PostgreSQL reachable and quick, its pool, long
-/// transactions and lock waits, Redis when configured, and whether feed
-/// notifications are being received.
+/// transactions and lock waits, and Redis when configured.
 fn health_registry(opts: &ServerOptions, remote: &Remote) -> Result<Registry, ServerError> {
     let t = Thresholds::from_config(&opts.health);
     let pg = PgTarget::new(&opts.database_url, t.timeout)

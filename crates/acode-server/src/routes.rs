@@ -280,7 +280,6 @@ async fn pull(
         let _slot = WaitSlot::take(&app, &device.device_id)?;
         let deadline = tokio::time::Instant::now() + wait;
         let mut stopping = app.stopping.clone();
-        app.metrics.long_polls(1.0);
         let outcome: Result<(), ApiError> = async {
             loop {
                 tokio::select! {
@@ -300,14 +299,14 @@ async fn pull(
             }
         }
         .await;
-        app.metrics.long_polls(-1.0);
         outcome?;
     }
     app.metrics.record_pulled(page.changes.len());
     Ok(Json(page).into_response())
 }
 
-/// One of a device's long-polls on this instance, given back on drop.
+/// One of a device's long-polls on this instance (and the waiting gauge),
+/// given back on drop.
 struct WaitSlot<'a> {
     app: &'a App,
     device: &'a str,
@@ -328,12 +327,15 @@ impl<'a> WaitSlot<'a> {
             return Err(e);
         }
         *n += 1;
+        app.metrics.long_polls(1.0);
         Ok(WaitSlot { app, device })
     }
 }
 
 impl Drop for WaitSlot<'_> {
     fn drop(&mut self) {
+        // Also when the request is dropped mid-wait (its client went away).
+        self.app.metrics.long_polls(-1.0);
         let mut waiting = self.app.waiting.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = waiting.get_mut(self.device) {
             *n -= 1;

@@ -521,7 +521,9 @@ async fn no_bad_or_revoked_token_is_401_and_revocation_is_immediate() {
         s.push(&dev, vec![chat(Id::new(), 0, "ok")]).await.0,
         StatusCode::OK
     );
-    let forged = format!("{}0", &dev.token[..dev.token.len() - 1]);
+    // The same token with its last hex digit changed.
+    let last = if dev.token.ends_with('0') { "1" } else { "0" };
+    let forged = format!("{}{last}", &dev.token[..dev.token.len() - 1]);
     let other = NewDevice {
         token: forged,
         ..dev.clone()
@@ -1193,4 +1195,61 @@ async fn the_server_purges_tombstones_every_device_has_pulled_past() {
         .get(0);
     assert_eq!(live, 1);
     s.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_http_transport_is_offline_when_the_servers_database_is_down_and_retries_odd_statuses()
+{
+    use acode_protocol::{Change, Entity, Op, Policy, PushRequest};
+    use acode_sync::TransportError;
+    let db = TestDb::create();
+    let remote = Remote::new(&db.url(), 1).unwrap();
+    remote.migrate().await.unwrap();
+    remote.add_tenant("t").await.unwrap();
+    let dev = remote.add_device("t", "d").await.unwrap();
+    let target = format!("{}:{}", db.host(), db.port()).parse().unwrap();
+    let proxy = Proxy::start(target).await;
+    let server = Server::start(ServerOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: db.url_via("127.0.0.1", proxy.addr().port()),
+        ..ServerOptions::default()
+    })
+    .await
+    .unwrap();
+    let request = PushRequest {
+        device_oldest_unsettled: None,
+        policy: Policy::default(),
+        changes: vec![Change {
+            key: Id::new(),
+            entity: Entity::Chat,
+            id: Id::new(),
+            op: Op::Upsert,
+            base_version: 0,
+            hlc: hlc(),
+            data: json!({"title": "t", "privacy": "full"})
+                .as_object()
+                .cloned(),
+        }],
+    };
+    let base = format!("http://{}", server.addr());
+    let net = acode_sync_http(&base, &dev.token, None);
+    // PostgreSQL gone behind a running server: offline (rule 2), as with
+    // the direct transport; no attempt is spent.
+    proxy.down();
+    let err = net.push(Id::new(), &request).await.unwrap_err();
+    assert!(matches!(err, TransportError::Unreachable(_)), "{err:?}");
+    proxy.up();
+    assert!(net.push(Id::new(), &request).await.is_ok());
+    // A status that is not the server's verdict on the batch (a wrong
+    // path's 404, as a proxy answers during a deploy): transient.
+    let lost = acode_sync_http(&format!("{base}/not-here"), &dev.token, None);
+    let err = lost.push(Id::new(), &request).await.unwrap_err();
+    assert!(matches!(err, TransportError::Transient { .. }), "{err:?}");
+    // Error messages never carry the URL (it may hold credentials).
+    let nowhere = acode_sync_http("http://user:secret@127.0.0.1:1", &dev.token, None);
+    match nowhere.push(Id::new(), &request).await.unwrap_err() {
+        TransportError::Unreachable(why) => assert!(!why.contains("secret"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    server.stop().await.unwrap();
 }

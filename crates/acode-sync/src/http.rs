@@ -8,9 +8,11 @@
 //!   no attempt spent, until the token is fixed;
 //! - 5xx, 429 (with `Retry-After`), a 412 marked retryable (the server is
 //!   older than this client), a timeout: transient;
+//! - 503 with ACODE-SYNC-001 (the server's database is unreachable):
+//!   offline, as with the direct transport;
 //! - 410 on pull: the cursor expired, resync from zero;
-//! - any other 4xx: permanent for the batch (400, 413, 422, an older
-//!   client's 412).
+//! - 400, 413, 422 and an older client's 412: permanent for the batch;
+//! - any other status (a proxy's 404 during a deploy, 408, …): transient.
 
 use std::time::Duration;
 
@@ -39,7 +41,6 @@ impl HttpTransport {
     /// A client for the server at `url` with the device `token`; `ca_file`
     /// adds certificates to trust (PEM) for `https://`.
     pub fn new(url: &str, token: &str, ca_file: Option<&str>) -> Result<Self, String> {
-        install_crypto_provider();
         let base = url.trim().trim_end_matches('/').to_string();
         reqwest::Url::parse(&base).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
         let token = token.trim();
@@ -49,23 +50,29 @@ impl HttpTransport {
         let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| "sync.remote.token holds characters a header cannot carry".to_string())?;
         auth.set_sensitive(true);
-        let mut builder = Client::builder()
+        let client = client_builder(ca_file)?
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("acode/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_file.map(str::trim).filter(|p| !p.is_empty()) {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("sync.remote.ca_file {path}: {e}"))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("sync.remote.ca_file {path}: {e}"))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(HttpTransport { client, base, auth })
     }
+}
+
+/// A client builder for the sync server: ring as the TLS provider, acode's
+/// user agent, and the certificates of `ca_file` (PEM,
+/// `sync.remote.ca_file`) trusted besides the system's roots.
+pub fn client_builder(ca_file: Option<&str>) -> Result<reqwest::ClientBuilder, String> {
+    install_crypto_provider();
+    let mut builder = Client::builder().user_agent(concat!("acode/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file.map(str::trim).filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(path).map_err(|e| format!("sync.remote.ca_file {path}: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("sync.remote.ca_file {path}: {e}"))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder)
 }
 
 /// Makes ring the process's TLS crypto provider (the one provider of the
@@ -97,6 +104,10 @@ fn code_named(name: &str) -> Option<ErrorCode> {
 /// is offline, as for PostgreSQL; waiting too long on a live connection
 /// is a transient failure that counts.
 fn network(e: reqwest::Error) -> TransportError {
+    // A connect timeout is both: it never connected, so it is offline.
+    if e.is_connect() {
+        return TransportError::Unreachable(without_url(&e));
+    }
     if e.is_timeout() {
         return TransportError::Transient {
             code: ErrorCode::SyncConnectionFailed,
@@ -104,7 +115,7 @@ fn network(e: reqwest::Error) -> TransportError {
             retry_after: None,
         };
     }
-    if e.is_connect() || e.is_request() {
+    if e.is_request() {
         return TransportError::Unreachable(without_url(&e));
     }
     TransportError::Transient {
@@ -114,10 +125,13 @@ fn network(e: reqwest::Error) -> TransportError {
     }
 }
 
-/// The error with its cause chain, without the URL (it may hold a path an
-/// operator would rather not log).
+/// The error with its cause chain, without the URL (it may hold a path or
+/// credentials an operator would rather not log).
 fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
+    let mut text = match e.url() {
+        Some(url) => e.to_string().replace(&format!(" for url ({url})"), ""),
+        None => e.to_string(),
+    };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(": ");
@@ -153,6 +167,11 @@ async fn refused(response: Response) -> TransportError {
     );
     let retryable = detail.as_ref().and_then(|d| d.retryable);
     match status {
+        // The server is up and its database is not: offline, as the direct
+        // transport is when PostgreSQL cannot be reached (rule 2).
+        StatusCode::SERVICE_UNAVAILABLE if named == Some(ErrorCode::SyncConnectionFailed) => {
+            TransportError::Unreachable(format!("the server's database is unreachable: {message}"))
+        }
         StatusCode::UNAUTHORIZED => TransportError::Refused {
             code: ErrorCode::AuthInvalidToken,
             message,
@@ -172,18 +191,28 @@ async fn refused(response: Response) -> TransportError {
             message,
             retry_after,
         },
-        s if s.is_server_error() => TransportError::Transient {
-            code: named.unwrap_or(ErrorCode::SyncBatchFailed),
-            message,
-            retry_after,
-        },
-        s => TransportError::Permanent {
-            code: named.unwrap_or(if s == StatusCode::PRECONDITION_FAILED {
+        // What PROTOCOL.md names as final for the batch: unparseable (400),
+        // a reused key (422), an older client (412), too large (413; a
+        // frozen batch cannot be split, and under `batch_bytes_max` it
+        // does not happen).
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::PRECONDITION_FAILED
+        | StatusCode::PAYLOAD_TOO_LARGE => TransportError::Permanent {
+            code: named.unwrap_or(if status == StatusCode::PRECONDITION_FAILED {
                 ErrorCode::SyncSchemaMismatch
             } else {
                 ErrorCode::SyncInvalidPayload
             }),
             message,
+        },
+        // 5xx, and any other answer (a proxy's 404 during a deploy, 408,
+        // 421, …), which is not the sync server's verdict on the batch:
+        // retry.
+        _ => TransportError::Transient {
+            code: named.unwrap_or(ErrorCode::SyncBatchFailed),
+            message,
+            retry_after,
         },
     }
 }

@@ -17,13 +17,20 @@ pub struct ServerCheck {
 
 impl ServerCheck {
     /// `base` is the server (`https://host:port`); `timeout` bounds the
-    /// request, `slow` is the Degraded line.
-    pub fn new(base: &str, timeout: Duration, slow: Duration) -> Result<Self, CheckError> {
-        acode_sync::http::install_crypto_provider();
+    /// request, `slow` is the Degraded line; `ca_file` adds certificates to
+    /// trust, as `sync.remote.ca_file` does for sync itself.
+    pub fn new(
+        base: &str,
+        timeout: Duration,
+        slow: Duration,
+        ca_file: Option<&str>,
+    ) -> Result<Self, CheckError> {
         let url = format!("{}/health", base.trim().trim_end_matches('/'));
         reqwest::Url::parse(&url).map_err(|e| CheckError::new(format!("{base:?}: {e}")))?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
+        let builder = acode_sync::http::client_builder(ca_file)
+            .map_err(CheckError::new)?
+            .timeout(timeout);
+        let client = builder
             .build()
             .map_err(|e| CheckError::new(format!("building the HTTP client: {e}")))?;
         Ok(ServerCheck { client, url, slow })
