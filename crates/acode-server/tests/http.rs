@@ -483,8 +483,16 @@ async fn expired_cursor(s: &Setup) -> (StatusCode, Value) {
     s.pull(&y, &format!("since={cursor}")).await
 }
 
-/// A push to a server whose PostgreSQL has gone away.
-async fn with_database_down() -> (StatusCode, Value) {
+/// A server whose way to its PostgreSQL goes through a proxy the test can
+/// take down, and a device of it.
+struct BehindProxy {
+    _db: TestDb,
+    proxy: Proxy,
+    server: Server,
+    dev: NewDevice,
+}
+
+async fn behind_proxy() -> BehindProxy {
     let db = TestDb::create();
     let remote = Remote::new(&db.url(), 1).unwrap();
     remote.migrate().await.unwrap();
@@ -499,6 +507,22 @@ async fn with_database_down() -> (StatusCode, Value) {
     })
     .await
     .unwrap();
+    BehindProxy {
+        _db: db,
+        proxy,
+        server,
+        dev,
+    }
+}
+
+/// A push to a server whose PostgreSQL has gone away.
+async fn with_database_down() -> (StatusCode, Value) {
+    let BehindProxy {
+        _db,
+        proxy,
+        server,
+        dev,
+    } = behind_proxy().await;
     proxy.down();
     let res = client()
         .get(format!("http://{}/v1/pull", server.addr()))
@@ -1129,17 +1153,9 @@ async fn health_is_200_with_every_check_and_503_when_postgresql_is_gone() {
     assert_eq!(body["status"], "Healthy");
 
     // The same server behind a proxy that goes down.
-    let db = TestDb::create();
-    Remote::new(&db.url(), 1).unwrap().migrate().await.unwrap();
-    let target = format!("{}:{}", db.host(), db.port()).parse().unwrap();
-    let proxy = Proxy::start(target).await;
-    let server = Server::start(ServerOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: db.url_via("127.0.0.1", proxy.addr().port()),
-        ..ServerOptions::default()
-    })
-    .await
-    .unwrap();
+    let BehindProxy {
+        _db, proxy, server, ..
+    } = behind_proxy().await;
     proxy.down();
     let res = client()
         .get(format!("http://{}/health", server.addr()))
@@ -1202,20 +1218,12 @@ async fn the_http_transport_is_offline_when_the_servers_database_is_down_and_ret
 {
     use acode_protocol::{Change, Entity, Op, Policy, PushRequest};
     use acode_sync::TransportError;
-    let db = TestDb::create();
-    let remote = Remote::new(&db.url(), 1).unwrap();
-    remote.migrate().await.unwrap();
-    remote.add_tenant("t").await.unwrap();
-    let dev = remote.add_device("t", "d").await.unwrap();
-    let target = format!("{}:{}", db.host(), db.port()).parse().unwrap();
-    let proxy = Proxy::start(target).await;
-    let server = Server::start(ServerOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: db.url_via("127.0.0.1", proxy.addr().port()),
-        ..ServerOptions::default()
-    })
-    .await
-    .unwrap();
+    let BehindProxy {
+        _db,
+        proxy,
+        server,
+        dev,
+    } = behind_proxy().await;
     let request = PushRequest {
         device_oldest_unsettled: None,
         policy: Policy::default(),
