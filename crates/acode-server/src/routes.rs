@@ -239,10 +239,15 @@ async fn push(
     let results = slots
         .into_iter()
         .map(|slot| match slot {
-            Ok(i) => Slot::Taken(&taken[i]),
-            Err(rejected) => Slot::Unparsed(rejected),
+            Ok(i) => taken.get(i).map(Slot::Taken).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::SyncBatchFailed,
+                    "the stored answer does not match the batch",
+                )
+            }),
+            Err(rejected) => Ok(Slot::Unparsed(rejected)),
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok(Json(PushAnswer {
         results,
         server_time,
