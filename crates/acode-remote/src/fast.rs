@@ -9,13 +9,13 @@
 use std::collections::{HashMap, HashSet};
 
 use acode_protocol::{Change, Entity, Hlc, ItemResult, Op};
+use deadpool_postgres::Transaction;
 use serde_json::{Map, Value};
-use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
 use crate::change::{MAX_CLOCK_LEAD_MS, normalize_times, redact, validate};
 use crate::error::{RemoteError, Result};
-use crate::{Device, mirror};
+use crate::{Device, cached, mirror};
 
 /// The row as the server has it.
 struct Current {
@@ -167,13 +167,13 @@ async fn current_rows(
         if ids.is_empty() {
             continue;
         }
-        let rows = tx
-            .query(
-                &mirror::select_many_for_update(entity),
-                &[&device.tenant_id, &ids],
-            )
-            .await
-            .map_err(RemoteError::db("reading rows"))?;
+        let rows = cached::query(
+            tx,
+            &mirror::select_many_for_update(entity),
+            &[&device.tenant_id, &ids],
+        )
+        .await
+        .map_err(RemoteError::db("reading rows"))?;
         for r in rows {
             out.insert(
                 (entity, r.get::<_, String>(0)),
@@ -215,13 +215,13 @@ async fn live_parents(
     }
     let mut live = HashSet::new();
     for (parent, ids) in wanted {
-        let rows = tx
-            .query(
-                &mirror::select_live_many(parent),
-                &[&device.tenant_id, &ids],
-            )
-            .await
-            .map_err(RemoteError::db("reading parents"))?;
+        let rows = cached::query(
+            tx,
+            &mirror::select_live_many(parent),
+            &[&device.tenant_id, &ids],
+        )
+        .await
+        .map_err(RemoteError::db("reading parents"))?;
         live.extend(rows.into_iter().map(|r| (parent, r.get::<_, String>(0))));
     }
     Ok(live)
@@ -275,10 +275,11 @@ async fn write_all(
                 params.push(&group.keys);
                 params.push(&group.data);
                 let sql = mirror::with_feed(entity, &statement, n + 1, n + 2);
-                written.extend(tx.query(&sql, &params).await?);
+                written.extend(cached::query(tx, &sql, &params).await?);
             } else {
-                written.extend(tx.query(&statement, &params).await?);
-                tx.execute(
+                written.extend(cached::query(tx, &statement, &params).await?);
+                cached::execute(
+                    tx,
                     &mirror::feed_append_many(entity),
                     &[
                         &device.tenant_id,

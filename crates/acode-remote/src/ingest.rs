@@ -14,13 +14,13 @@ use std::collections::HashMap;
 use acode_protocol::{
     Change, Entity, ErrorCode, Hlc, Id, ItemResult, Op, PushRequest, PushResponse,
 };
+use deadpool_postgres::Transaction;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio_postgres::Transaction;
 
 use crate::change::{ingest_one, redact_descendants};
 use crate::error::{RemoteError, Result};
-use crate::{Device, Remote, fast};
+use crate::{Device, Remote, cached, fast};
 
 impl Remote {
     /// Ingests one batch pushed by `device`, keyed by `batch_key`.
@@ -40,7 +40,8 @@ impl Remote {
             .transaction()
             .await
             .map_err(RemoteError::db("starting ingest"))?;
-        tx.execute(
+        cached::execute(
+            &tx,
             "SELECT pg_advisory_xact_lock(1, hashtext($1))",
             &[&device.tenant_id],
         )
@@ -67,7 +68,7 @@ impl Remote {
                 continue;
             }
             results[i] = match prior.get(&change.key.to_string()) {
-                Some((stored_hash, stored)) if *stored_hash == hashes[i] => Some(replayed(stored)?),
+                Some((stored_hash, stored)) if *stored_hash == hashes[i] => Some(replayed(stored)),
                 Some(_) => Some(ItemResult::Rejected {
                     key: change.key,
                     code: ErrorCode::SyncInvalidPayload.code().into(),
@@ -128,7 +129,8 @@ impl Remote {
         };
         let stored = serde_json::to_value(&response)
             .map_err(|e| RemoteError::Corrupt(format!("encoding answer: {e}")))?;
-        tx.execute(
+        cached::execute(
+            &tx,
             "INSERT INTO sync_push_batches (tenant_id, device_id, batch_key, body_hash, response)
              VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -154,7 +156,8 @@ impl Remote {
         if wrote {
             // Delivered at commit: long-polls of this tenant, on every
             // server instance, wake and read the feed.
-            tx.execute(
+            cached::execute(
+                &tx,
                 "SELECT pg_notify($1, $2)",
                 &[&crate::notify::FEED_CHANNEL, &device.tenant_id],
             )
@@ -232,8 +235,7 @@ async fn redaction_roots(
             ),
             Entity::Chat | Entity::Session => continue,
         };
-        let rows = tx
-            .query(sql, &[&device.tenant_id, &ids])
+        let rows = cached::query(tx, sql, &[&device.tenant_id, &ids])
             .await
             .map_err(RemoteError::db("finding redaction roots"))?;
         roots.extend(rows.into_iter().map(|r| (root, r.get::<_, String>(0))));
@@ -251,14 +253,14 @@ async fn stored_answer(
     batch_key: Id,
     body_hash: &[u8],
 ) -> Result<Option<PushResponse>> {
-    let row = tx
-        .query_opt(
-            "SELECT body_hash, response FROM sync_push_batches
+    let row = cached::query_opt(
+        tx,
+        "SELECT body_hash, response FROM sync_push_batches
              WHERE tenant_id = $1 AND device_id = $2 AND batch_key = $3",
-            &[&device.tenant_id, &device.device_id, &batch_key.to_string()],
-        )
-        .await
-        .map_err(RemoteError::db("reading batch answers"))?;
+        &[&device.tenant_id, &device.device_id, &batch_key.to_string()],
+    )
+    .await
+    .map_err(RemoteError::db("reading batch answers"))?;
     let Some(row) = row else { return Ok(None) };
     let stored_hash: Vec<u8> = row.get(0);
     if stored_hash != body_hash {
@@ -274,8 +276,7 @@ async fn stored_answer(
 async fn prune(tx: &Transaction<'_>, device: &Device, oldest: Id) -> Result<()> {
     let oldest = oldest.to_string();
     // Only the range since the last prune: [watermark, oldest).
-    let from: Option<String> = tx
-        .query_opt(
+    let from: Option<String> = cached::query_opt(tx,
             "UPDATE sync_devices AS d SET ledger_pruned_below = $3
              FROM (SELECT ledger_pruned_below AS lo FROM sync_devices WHERE id = $2 AND tenant_id = $1) AS old
              WHERE d.id = $2 AND d.tenant_id = $1 AND old.lo < $3
@@ -290,14 +291,16 @@ async fn prune(tx: &Transaction<'_>, device: &Device, oldest: Id) -> Result<()> 
     };
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
         [&device.tenant_id, &device.device_id, &from, &oldest];
-    tx.execute(
+    cached::execute(
+        tx,
         "DELETE FROM sync_idempotency
          WHERE tenant_id = $1 AND device_id = $2 AND key >= $3 AND key < $4",
         &params,
     )
     .await
     .map_err(RemoteError::db("pruning ledger"))?;
-    tx.execute(
+    cached::execute(
+        tx,
         "DELETE FROM sync_push_batches
          WHERE tenant_id = $1 AND device_id = $2 AND batch_key >= $3 AND batch_key < $4",
         &params,
@@ -307,7 +310,8 @@ async fn prune(tx: &Transaction<'_>, device: &Device, oldest: Id) -> Result<()> 
     Ok(())
 }
 
-type Ledger = HashMap<String, (Vec<u8>, Value)>;
+/// Each known key: its payload hash and its stored answer.
+type Ledger = HashMap<String, (Vec<u8>, ItemResult)>;
 
 async fn ledger(tx: &Transaction<'_>, device: &Device, changes: &[Change]) -> Result<Ledger> {
     let keys: std::collections::HashSet<String> =
@@ -317,19 +321,48 @@ async fn ledger(tx: &Transaction<'_>, device: &Device, changes: &[Change]) -> Re
     };
     // One range scan of this device's ledger over the batch's keys (ULIDs:
     // the ledger holds only this device's unsettled span), not a probe per key.
-    let rows = tx
-        .query(
-            "SELECT key, payload_hash, result FROM sync_idempotency
+    let rows = cached::query(
+        tx,
+        "SELECT key, payload_hash, result, applied_version, applied_seq FROM sync_idempotency
              WHERE tenant_id = $1 AND device_id = $2 AND key >= $3 AND key <= $4",
-            &[&device.tenant_id, &device.device_id, low, high],
-        )
-        .await
-        .map_err(RemoteError::db("reading ledger"))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2))))
-        .filter(|(k, _)| keys.contains(k))
-        .collect())
+        &[&device.tenant_id, &device.device_id, low, high],
+    )
+    .await
+    .map_err(RemoteError::db("reading ledger"))?;
+    let mut ledger = Ledger::new();
+    for r in rows {
+        let key: String = r.get(0);
+        if !keys.contains(&key) {
+            continue;
+        }
+        let answer = stored_result(&key, r.get(2), r.get(3), r.get(4))?;
+        ledger.insert(key, (r.get(1), answer));
+    }
+    Ok(ledger)
+}
+
+/// A ledger row's answer: an applied change as its two numbers, any other
+/// as its JSON document.
+fn stored_result(
+    key: &str,
+    result: Option<Value>,
+    version: Option<i64>,
+    seq: Option<i64>,
+) -> Result<ItemResult> {
+    match (result, version, seq) {
+        (Some(doc), _, _) => serde_json::from_value(doc)
+            .map_err(|e| RemoteError::Corrupt(format!("stored result of {key}: {e}"))),
+        (None, Some(version), Some(seq)) => Ok(ItemResult::Applied {
+            key: key
+                .parse()
+                .map_err(|_| RemoteError::Corrupt(format!("ledger key {key:?}")))?,
+            version,
+            seq,
+        }),
+        _ => Err(RemoteError::Corrupt(format!(
+            "ledger entry {key} has no answer"
+        ))),
+    }
 }
 
 /// Writes the ledger entries of the changes this batch answered anew
@@ -344,34 +377,43 @@ async fn record(
 ) -> Result<()> {
     let mut keys = Vec::with_capacity(fresh.len());
     let mut sums = Vec::with_capacity(fresh.len());
-    let mut stored = Vec::with_capacity(fresh.len());
+    let mut docs: Vec<Option<Value>> = Vec::with_capacity(fresh.len());
+    let mut versions: Vec<Option<i64>> = Vec::with_capacity(fresh.len());
+    let mut seqs: Vec<Option<i64>> = Vec::with_capacity(fresh.len());
     for &i in fresh {
         keys.push(changes[i].key.to_string());
         sums.push(hashes[i].clone());
-        stored.push(
-            serde_json::to_value(&results[i])
-                .map_err(|e| RemoteError::Corrupt(format!("encoding result: {e}")))?,
-        );
+        if let ItemResult::Applied { version, seq, .. } = results[i] {
+            docs.push(None);
+            versions.push(Some(version));
+            seqs.push(Some(seq));
+        } else {
+            docs.push(Some(serde_json::to_value(&results[i]).map_err(|e| {
+                RemoteError::Corrupt(format!("encoding result: {e}"))
+            })?));
+            versions.push(None);
+            seqs.push(None);
+        }
     }
-    tx.execute(
-        "INSERT INTO sync_idempotency (tenant_id, device_id, key, payload_hash, result)
-         SELECT $1, $2, k, h, r FROM unnest($3::text[], $4::bytea[], $5::jsonb[]) AS u(k, h, r)",
-        &[&device.tenant_id, &device.device_id, &keys, &sums, &stored],
+    cached::execute(tx,
+        "INSERT INTO sync_idempotency
+             (tenant_id, device_id, key, payload_hash, result, applied_version, applied_seq)
+         SELECT $1, $2, k, h, r, v, s
+         FROM unnest($3::text[], $4::bytea[], $5::jsonb[], $6::bigint[], $7::bigint[]) AS u(k, h, r, v, s)",
+        &[&device.tenant_id, &device.device_id, &keys, &sums, &docs, &versions, &seqs],
     )
     .await
     .map_err(RemoteError::db("writing ledger"))?;
     Ok(())
 }
 
-/// What a replayed key gets: its stored result, an `applied` now reading
+/// What a replayed key gets: its stored answer, an `applied` now reading
 /// `duplicate`.
-fn replayed(stored: &Value) -> Result<ItemResult> {
-    let result: ItemResult = serde_json::from_value(stored.clone())
-        .map_err(|e| RemoteError::Corrupt(format!("stored result: {e}")))?;
-    Ok(match result {
+fn replayed(stored: &ItemResult) -> ItemResult {
+    match stored.clone() {
         ItemResult::Applied { key, version, seq } => ItemResult::Duplicate { key, version, seq },
         other => other,
-    })
+    }
 }
 
 /// The hash that ties a key to its payload (rule 8).

@@ -12,6 +12,7 @@
 //! with a [`Device`] (as the server does for each authenticated token).
 
 pub mod auth;
+mod cached;
 mod change;
 mod error;
 mod fast;

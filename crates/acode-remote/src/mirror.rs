@@ -288,7 +288,7 @@ pub(crate) fn feed_append_many(entity: Entity) -> String {
     format!(
         "INSERT INTO sync_changes (seq, tenant_id, entity, entity_id, key, version, op, data, origin_device, hlc)
          SELECT t.server_seq, t.tenant_id, $2, t.id, u.key, t.version, 'upsert',
-                coalesce(u.d::jsonb, {json}), t.origin_device, t.hlc
+                coalesce(u.d::json, ({json})::json), t.origin_device, t.hlc
          FROM {table} AS t JOIN unnest($3::text[], $4::text[], $5::text[]) AS u(id, key, d) ON t.id = u.id
          WHERE t.tenant_id = $1
          ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE
@@ -309,7 +309,7 @@ pub(crate) fn with_feed(entity: Entity, statement: &str, keys: usize, data: usiz
         "WITH w AS ({statement}),
          f AS (
              INSERT INTO sync_changes (seq, tenant_id, entity, entity_id, key, version, op, data, origin_device, hlc)
-             SELECT w.server_seq, $1, '{entity}', w.id, u.key, w.version, 'upsert', u.d::jsonb, w.origin_device, w.hlc
+             SELECT w.server_seq, $1, '{entity}', w.id, u.key, w.version, 'upsert', u.d::json, w.origin_device, w.hlc
              FROM w JOIN unnest($3::text[], ${keys}::text[], ${data}::text[]) AS u(id, key, d) ON u.id = w.id
              ON CONFLICT (tenant_id, entity, entity_id) DO UPDATE
              SET seq = excluded.seq, key = excluded.key, version = excluded.version, op = excluded.op,
