@@ -3,12 +3,14 @@
 //! A table is walked in key order in chunks of `batch` source rows. A
 //! reader thread streams the source (one SQLite statement, so one
 //! consistent snapshot) and converts and hashes each row. For every chunk
-//! the target computes count and sum of its row hashes over the same key
-//! range `(previous chunk's last key, this chunk's last key]` (the first
-//! range is open below, the last open above, so target rows outside the
-//! source's keys are seen too). Equal chunks cost one round trip; for a
-//! differing chunk the target's per-row hashes are fetched and compared
-//! to find missing, changed and extra keys.
+//! the target sends the hashes of its rows in the same key range
+//! `(previous chunk's last key, this chunk's last key]` (the first range
+//! is open below, the last open above, so target rows outside the
+//! source's keys are seen too) as one array: stored in the hidden column
+//! of tables acode created ([`crate::rowhash`]), else computed in SQL. A
+//! row's hash covers its key, so comparing the two sorted lists finds the
+//! source rows to write; only for target hashes no source row has are the
+//! keys fetched, to tell changed rows from extra ones.
 //!
 //! Applying a chunk is one transaction: extra rows are deleted, missing
 //! and changed rows are loaded with binary COPY into a staging table and
@@ -16,7 +18,8 @@
 //! COPY into the table when its range is empty), UUID mappings are
 //! recorded, and the table's checkpoint moves to the chunk's last key. A
 //! killed run therefore resumes after the last committed chunk and never
-//! applies a chunk twice (and the merge would be harmless if it did).
+//! applies a chunk twice (and the merge would be harmless if it did). A
+//! table in its first load is not compared at all (see [`pass`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,10 +30,10 @@ use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::Progress;
 use crate::error::{MigrateError, Result};
 use crate::plan::{Row, TablePlan};
 use crate::value::{Cell, SqlValue, derive_uuid, uuid_text};
+use crate::{Progress, rowhash};
 
 /// What a pass over one table found (and did).
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -68,6 +71,7 @@ fn spawn_reader(
     plan: Arc<TablePlan>,
     after: Option<Vec<SqlValue>>,
     batch: usize,
+    hashed: bool,
 ) -> mpsc::Receiver<Result<Chunk>> {
     let (tx, rx) = mpsc::channel(2);
     std::thread::spawn(move || {
@@ -91,7 +95,7 @@ fn spawn_reader(
                     let v = r.get_ref(i).map_err(|e| MigrateError::source(&shown, e))?;
                     values.push(SqlValue::from_ref(v));
                 }
-                chunk.push(plan.convert_row(values, &mut buf)?);
+                chunk.push(plan.convert_row_hashed(values, &mut buf, hashed)?);
                 if plan.chunkable && chunk.len() >= batch {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(batch));
                     if tx
@@ -129,27 +133,69 @@ pub struct ChunkDiff {
     pub extra: Vec<Vec<Cell>>,
 }
 
-/// Compares a chunk's source rows with the target's `(match key, hash)`.
-pub fn diff_chunk(rows: &[Row], mut target: HashMap<Vec<Cell>, u64>) -> ChunkDiff {
-    let mut d = ChunkDiff::default();
-    for (i, r) in rows.iter().enumerate() {
-        match target.remove(&r.match_key) {
-            None => d.missing.push(i),
-            Some(h) if h != r.hash => d.changed.push(i),
-            Some(_) => {}
+/// Compares a chunk's source row hashes with its target row hashes (a
+/// row's hash covers its key too, so equal hashes are equal rows).
+/// Returns the indexes of the source rows the target lacks as they are
+/// (missing or changed), and the target hashes no source row has (rows
+/// changed or extra), both sorted.
+pub fn compare_hashes(rows: &[Row], mut target: Vec<u64>) -> (Vec<usize>, Vec<u64>) {
+    let mut source: Vec<(u64, usize)> = rows.iter().enumerate().map(|(i, r)| (r.hash, i)).collect();
+    source.sort_unstable();
+    target.sort_unstable();
+    let (mut only_source, mut only_target) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < source.len() || j < target.len() {
+        match (source.get(i), target.get(j)) {
+            (Some(&(s, _)), Some(&t)) if s == t => {
+                i += 1;
+                j += 1;
+            }
+            (Some(&(s, idx)), Some(&t)) if s < t => {
+                only_source.push(idx);
+                i += 1;
+            }
+            (Some(&(_, idx)), None) => {
+                only_source.push(idx);
+                i += 1;
+            }
+            (_, Some(&t)) => {
+                only_target.push(t);
+                j += 1;
+            }
+            (None, None) => break,
         }
     }
-    d.extra = target.into_keys().collect();
+    only_source.sort_unstable();
+    (only_source, only_target)
+}
+
+/// Classifies a differing chunk: `candidates` (source rows the target
+/// lacks as they are) whose key is among `stale` (keys of target rows no
+/// source row equals) are changed, the others missing; the other stale
+/// keys are extra.
+pub fn classify(rows: &[Row], candidates: &[usize], stale: Vec<Vec<Cell>>) -> ChunkDiff {
+    let by_key: HashMap<&[Cell], usize> = candidates
+        .iter()
+        .map(|&i| (rows[i].match_key.as_slice(), i))
+        .collect();
+    let mut d = ChunkDiff::default();
+    let mut changed = std::collections::HashSet::new();
+    for key in stale {
+        match by_key.get(key.as_slice()) {
+            Some(&i) => {
+                changed.insert(i);
+            }
+            None => d.extra.push(key),
+        }
+    }
+    for &i in candidates {
+        if changed.contains(&i) {
+            d.changed.push(i);
+        } else {
+            d.missing.push(i);
+        }
+    }
     d
-}
-
-fn hash_sum(rows: &[Row]) -> i128 {
-    #[allow(clippy::cast_possible_wrap)] // the bits, as PostgreSQL reads them
-    rows.iter().map(|r| i128::from(r.hash as i64)).sum()
-}
-
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 /// Samples kept by reservoir sampling during a compare pass.
@@ -194,6 +240,9 @@ pub struct Pass<'a> {
     /// In [`Mode::Apply`]: where the table's pass of an interrupted run
     /// stopped, and what it had done.
     pub resume: Option<Resume>,
+    /// Compare with the row hashes the target keeps (run, analyze) rather
+    /// than hashing its values (validate).
+    pub stored_hashes: bool,
 }
 
 /// The state of a table's pass in a run that was cut short.
@@ -209,11 +258,18 @@ pub struct Resume {
 
 /// One pass over a table: compares it and, in [`Mode::Apply`], makes the
 /// target equal to the source chunk by chunk, from its checkpoint.
+///
+/// A table in its first load ([`TablePlan::loading`]) is not compared:
+/// whatever it holds past the checkpoint is deleted (rows of a chunk and
+/// its checkpoint commit together, so only other writers can have put
+/// rows there), then every chunk is copied straight in.
 pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
     let plan = p.plan.clone();
     let name = plan.name().to_owned();
     let mut counts = Counts::default();
     let mut after: Option<Vec<SqlValue>> = None;
+    let straight = p.mode == Mode::Apply && plan.loading;
+    let stored = p.stored_hashes && plan.stored_hash && plan.hash_kept;
     if p.mode == Mode::Apply {
         if let Some(r) = &p.resume {
             counts.resumed = true;
@@ -239,7 +295,29 @@ pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
         Some((t, c)) => vec![t.clone(), c.clone()],
         None => Vec::new(),
     };
-    let mut chunks = spawn_reader(p.source_path.clone(), plan.clone(), after, p.batch.max(1));
+    if straight {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        if lo.is_some() {
+            params.extend(fixed.iter().map(|s| s as &(dyn ToSql + Sync)));
+        }
+        for c in lo.iter().flatten() {
+            params.push(c);
+        }
+        client
+            .execute(&plan.delete_rest_sql(lo.is_some()), &params)
+            .await
+            .map_err(MigrateError::pg(format!(
+                "clearing the unfinished first load of {name}"
+            )))?;
+    }
+    let hashed = !straight || plan.stored_hash;
+    let mut chunks = spawn_reader(
+        p.source_path.clone(),
+        plan.clone(),
+        after,
+        p.batch.max(1),
+        hashed,
+    );
     let mut sampler = p.sampler;
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk?;
@@ -255,61 +333,94 @@ pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
         } else {
             chunk.rows.last().map(|r| r.match_key.clone())
         };
+        let last_key = chunk.rows.last().map(|r| r.source_key.clone());
+        if straight {
+            let diff = ChunkDiff {
+                missing: (0..chunk.rows.len()).collect(),
+                ..ChunkDiff::default()
+            };
+            counts.chunks_differing += 1;
+            counts.missing += diff.missing.len() as u64;
+            apply(
+                client,
+                &plan,
+                &chunk.rows,
+                &diff,
+                true,
+                last_key.as_deref(),
+                chunk.last,
+            )
+            .await?;
+            counts.inserted += diff.missing.len() as u64;
+            p.progress.rows_done(&name, chunk.rows.len() as u64);
+            lo = hi;
+            continue;
+        }
         let mut params: Vec<&(dyn ToSql + Sync)> =
             fixed.iter().map(|s| s as &(dyn ToSql + Sync)).collect();
         for c in lo.iter().chain(hi.iter()).flatten() {
             params.push(c);
         }
-        let agg_sql = plan.aggregate_sql(lo.is_some(), hi.is_some());
+        let list_sql = plan.hash_list_sql(lo.is_some(), hi.is_some(), stored);
         let stmt = client
-            .prepare_cached(&agg_sql)
+            .prepare_cached(&list_sql)
             .await
             .map_err(MigrateError::pg(format!("comparing table {name}")))?;
         let row = client
             .query_one(&stmt, &params)
             .await
             .map_err(MigrateError::pg(format!("comparing table {name}")))?;
-        let t_count: i64 = row.get(0);
-        let t_sum: String = row.get(1);
-        counts.target_rows += to_u64(t_count);
-        let equal = to_u64(t_count) == chunk.rows.len() as u64
-            && t_sum.parse::<i128>().ok() == Some(hash_sum(&chunk.rows));
-        let last_key = chunk.rows.last().map(|r| r.source_key.clone());
+        let target: Vec<i64> = row
+            .try_get(0)
+            .map_err(MigrateError::pg(format!("reading row hashes of {name}")))?;
+        let t_count = target.len();
+        #[allow(clippy::cast_sign_loss)] // the bits, as the source side has them
+        let (candidates, stale) =
+            compare_hashes(&chunk.rows, target.into_iter().map(|h| h as u64).collect());
+        let diff = if stale.is_empty() {
+            ChunkDiff {
+                missing: candidates,
+                ..ChunkDiff::default()
+            }
+        } else {
+            // Only the keys of the target rows that differ cross the wire.
+            let rows_sql = plan.rows_with_hashes_sql(lo.is_some(), hi.is_some(), stored);
+            let stmt = client
+                .prepare_cached(&rows_sql)
+                .await
+                .map_err(MigrateError::pg(format!("comparing rows of {name}")))?;
+            #[allow(clippy::cast_possible_wrap)] // the bits, as PostgreSQL reads them
+            let wanted: Vec<i64> = stale.iter().map(|&h| h as i64).collect();
+            let mut with_hashes = params.clone();
+            with_hashes.push(&wanted);
+            let rows = client
+                .query(&stmt, &with_hashes)
+                .await
+                .map_err(MigrateError::pg(format!("comparing rows of {name}")))?;
+            let nkey = if plan.uuid_key.is_some() {
+                1
+            } else {
+                plan.key.len()
+            };
+            let mut keys = Vec::with_capacity(rows.len());
+            for r in rows {
+                let key: Vec<Cell> = (0..nkey)
+                    .map(|i| r.try_get::<_, Cell>(i))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(MigrateError::pg(format!("reading keys of {name}")))?;
+                keys.push(key);
+            }
+            classify(&chunk.rows, &candidates, keys)
+        };
+        let empty_range = t_count == 0;
+        counts.target_rows += t_count as u64;
+        let equal = diff.missing.is_empty() && diff.changed.is_empty() && diff.extra.is_empty();
         if equal {
             if p.mode == Mode::Apply && !chunk.last {
                 save_checkpoint(&***client, &name, last_key.as_deref(), [0, 0, 0]).await?;
             }
         } else {
             counts.chunks_differing += 1;
-            let diff = if t_count == 0 {
-                ChunkDiff {
-                    missing: (0..chunk.rows.len()).collect(),
-                    ..ChunkDiff::default()
-                }
-            } else {
-                let hashes_sql = plan.hashes_sql(lo.is_some(), hi.is_some());
-                let stmt = client
-                    .prepare_cached(&hashes_sql)
-                    .await
-                    .map_err(MigrateError::pg(format!("comparing rows of {name}")))?;
-                let rows = client
-                    .query(&stmt, &params)
-                    .await
-                    .map_err(MigrateError::pg(format!("comparing rows of {name}")))?;
-                let nkey = rows.first().map_or(0, |r| r.len() - 1);
-                let mut map = HashMap::with_capacity(rows.len());
-                for r in rows {
-                    let key: Vec<Cell> = (0..nkey)
-                        .map(|i| r.try_get::<_, Cell>(i))
-                        .collect::<std::result::Result<_, _>>()
-                        .map_err(MigrateError::pg(format!("reading keys of {name}")))?;
-                    let h: &[u8] = r.get(nkey);
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(h.get(..8).unwrap_or(&[0; 8]));
-                    map.insert(key, u64::from_be_bytes(b));
-                }
-                diff_chunk(&chunk.rows, map)
-            };
             counts.missing += diff.missing.len() as u64;
             counts.changed += diff.changed.len() as u64;
             counts.extra += diff.extra.len() as u64;
@@ -319,7 +430,7 @@ pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
                     &plan,
                     &chunk.rows,
                     &diff,
-                    t_count == 0,
+                    empty_range,
                     last_key.as_deref(),
                     chunk.last,
                 )
@@ -364,6 +475,11 @@ async fn apply(
         .transaction()
         .await
         .map_err(MigrateError::pg(ctx("starting a transaction on")))?;
+    if plan.stored_hash {
+        tx.batch_execute(rowhash::MARK_OWN_WRITES)
+            .await
+            .map_err(MigrateError::pg(ctx("starting a transaction on")))?;
+    }
     if !diff.extra.is_empty() {
         let key_types: Vec<Type> = plan
             .key
@@ -389,7 +505,7 @@ async fn apply(
                 plan.quoted_key()
             ),
             &key_types,
-            keys.iter().map(Vec::as_slice),
+            keys.iter().map(|k| (k.as_slice(), None)),
         )
         .await
         .map_err(MigrateError::pg(ctx("staging deletes of")))?;
@@ -397,19 +513,25 @@ async fn apply(
             .await
             .map_err(MigrateError::pg(ctx("deleting extra rows of")))?;
     }
-    let types: Vec<Type> = plan.columns.iter().map(|c| c.kind.pg_type()).collect();
-    let upserts = diff
-        .missing
-        .iter()
-        .chain(diff.changed.iter())
-        .map(|&i| rows[i].cells.as_slice());
+    let mut types: Vec<Type> = plan.columns.iter().map(|c| c.kind.pg_type()).collect();
+    if plan.stored_hash {
+        types.push(Type::INT8);
+    }
+    #[allow(clippy::cast_possible_wrap)] // the bits, as PostgreSQL keeps them
+    let upserts = diff.missing.iter().chain(diff.changed.iter()).map(|&i| {
+        let r = &rows[i];
+        (
+            r.cells.as_slice(),
+            plan.stored_hash.then_some(r.hash as i64),
+        )
+    });
     if empty_range {
         copy_in(
             &tx,
             &format!(
                 "COPY {} ({}) FROM STDIN (FORMAT binary)",
                 plan.qualified,
-                plan.quoted_columns()
+                plan.write_columns()
             ),
             &types,
             upserts,
@@ -421,7 +543,7 @@ async fn apply(
             &tx,
             &format!(
                 "COPY pg_temp.acode_stage ({}) FROM STDIN (FORMAT binary)",
-                plan.quoted_columns()
+                plan.write_columns()
             ),
             &types,
             upserts,
@@ -467,19 +589,23 @@ async fn apply(
     Ok(())
 }
 
+/// Binary COPY of rows of cells, each followed by its row hash when one
+/// is given.
 async fn copy_in<'r>(
     tx: &tokio_postgres::Transaction<'_>,
     sql: &str,
     types: &[Type],
-    rows: impl Iterator<Item = &'r [Cell]>,
+    rows: impl Iterator<Item = (&'r [Cell], Option<i64>)>,
 ) -> std::result::Result<u64, tokio_postgres::Error> {
     let sink = tx.copy_in(sql).await?;
     let writer = BinaryCopyInWriter::new(sink, types);
     let mut writer = std::pin::pin!(writer);
-    let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::new();
-    for row in rows {
-        refs.clear();
+    for (row, hash) in rows {
+        let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(types.len());
         refs.extend(row.iter().map(|c| c as &(dyn ToSql + Sync)));
+        if let Some(h) = &hash {
+            refs.push(h);
+        }
         writer.as_mut().write(&refs).await?;
     }
     writer.finish().await
@@ -518,18 +644,21 @@ mod tests {
     }
 
     #[test]
-    fn chunk_diff_finds_missing_changed_and_extra() {
+    fn hashes_find_missing_changed_and_extra() {
+        // Source rows 1, 2, 3; the target has 2 changed, 3 equal, 4 extra.
         let rows = vec![row(1, 10), row(2, 20), row(3, 30)];
-        let target: HashMap<Vec<Cell>, u64> = [
-            (vec![Cell::Int(2)], 21),
-            (vec![Cell::Int(3)], 30),
-            (vec![Cell::Int(4)], 40),
-        ]
-        .into_iter()
-        .collect();
-        let d = diff_chunk(&rows, target);
+        let (candidates, stale) = compare_hashes(&rows, vec![40, 30, 21]);
+        assert_eq!(candidates, vec![0, 1]);
+        assert_eq!(stale, vec![21, 40]);
+        let d = classify(
+            &rows,
+            &candidates,
+            vec![vec![Cell::Int(2)], vec![Cell::Int(4)]],
+        );
         assert_eq!(d.missing, vec![0]);
         assert_eq!(d.changed, vec![1]);
         assert_eq!(d.extra, vec![vec![Cell::Int(4)]]);
+        let (candidates, stale) = compare_hashes(&rows, vec![30, 10, 20]);
+        assert!(candidates.is_empty() && stale.is_empty());
     }
 }

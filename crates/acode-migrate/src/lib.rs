@@ -44,8 +44,10 @@
 //!   chunk is not written.
 //! * **Checksums equal by construction.** Each row is hashed as SHA-256
 //!   over a canonical encoding of its *target-typed* values ([`value`]);
-//!   PostgreSQL computes the same bytes in SQL, so only per-chunk sums and,
-//!   for differing chunks, 8-byte row hashes cross the network.
+//!   PostgreSQL computes the same bytes in SQL (validate), or reads them
+//!   from a hidden column of the tables acode creates (run, analyze; see
+//!   [`rowhash`]), so only 8-byte row hashes, and keys of the rows that
+//!   differ, cross the network.
 //! * **Order.** Key ranges are compared in byte order on both sides
 //!   (SQLite `BINARY`, PostgreSQL `COLLATE "C"`; text key columns of
 //!   created tables use it). A table whose key holds mixed types is
@@ -75,6 +77,7 @@ pub mod jobs;
 mod ops;
 pub mod plan;
 mod report;
+pub mod rowhash;
 pub mod schema;
 pub mod stats;
 pub mod target;

@@ -17,7 +17,7 @@ use crate::report::*;
 use crate::schema::{self, Schema};
 use crate::target::{self, Target};
 use crate::value::{Cell, SqlValue};
-use crate::{Progress, checkpoint, control, stats};
+use crate::{Progress, checkpoint, control, rowhash, stats};
 
 /// Rows per chunk unless told otherwise.
 pub const DEFAULT_BATCH: usize = 10_000;
@@ -221,7 +221,7 @@ impl Migrator {
                 &measured,
                 existing.as_ref(),
                 &maps,
-                self.target.qualified(&table.name),
+                &self.target.schema,
                 trusted,
             ));
         }
@@ -324,6 +324,9 @@ impl Migrator {
         sampler: Option<&'a mut Sampler>,
         resume: Option<crate::engine::Resume>,
     ) -> Pass<'a> {
+        // Validate hashes the target's values; run and analyze read the
+        // hashes the target keeps.
+        let stored_hashes = sampler.is_none();
         Pass {
             plan,
             source_path: self.source.clone(),
@@ -333,6 +336,7 @@ impl Migrator {
             progress,
             sampler,
             resume,
+            stored_hashes,
         }
     }
 
@@ -363,26 +367,50 @@ impl Migrator {
                     .iter()
                     .map(|c| (c.name.clone(), c.kind, c.not_null))
                     .collect();
-                let sql = target::create_table_sql(&plan.qualified, &cols, &plan.key_names());
+                // The key, indexes, foreign keys and the row-hash insert
+                // trigger come after the first load (see engine.rs).
+                let hashed = rowhash::possible(plan);
+                let mut sql = target::create_table_sql(
+                    &plan.qualified,
+                    &cols,
+                    &plan.key_names(),
+                    false,
+                    hashed,
+                );
+                sql.push_str(&format!(
+                    ";\nCOMMENT ON TABLE {} IS '{}';\n",
+                    plan.qualified,
+                    target::LOADING_COMMENT
+                ));
+                plan.exists = true;
+                plan.created_by_acode = true;
+                plan.loading = true;
+                plan.stored_hash = hashed;
+                plan.hash_kept = hashed;
+                if hashed {
+                    sql.push_str(&rowhash::install_sql(plan, false));
+                }
                 tx.batch_execute(&sql)
                     .await
                     .map_err(MigrateError::pg(format!("creating table {}", plan.name())))?;
-                tx.batch_execute(&format!(
-                    "COMMENT ON TABLE {} IS '{}'",
-                    plan.qualified,
-                    target::CREATED_COMMENT
-                ))
-                .await
-                .map_err(MigrateError::pg(format!("creating table {}", plan.name())))?;
-                plan.exists = true;
-                plan.created_by_acode = true;
                 created.insert(plan.name().to_owned());
             }
             tx.commit()
                 .await
                 .map_err(MigrateError::pg("creating tables"))?;
         }
+        for plan in plans.iter_mut().filter(|p| p.stored_hash && !p.hash_kept) {
+            rowhash::repair(&mut client, plan).await?;
+        }
         let mut notes = Vec::new();
+        // Chunks commit without waiting for the WAL flush; the commit that
+        // ends the run waits (synchronous_commit on), and so makes every
+        // chunk before it durable. A crash of PostgreSQL loses at most a
+        // tail of chunks together with their checkpoints.
+        client
+            .batch_execute("SET synchronous_commit = off")
+            .await
+            .map_err(MigrateError::pg("preparing the data connection"))?;
         if let Err(e) = client
             .batch_execute("SET session_replication_role = replica")
             .await
@@ -415,6 +443,9 @@ impl Migrator {
                         counts
                     }
                 };
+                if plan.loading {
+                    finish_first_load(&mut client, &plan).await?;
+                }
                 let mut table_notes = Vec::new();
                 if plan.created_by_acode {
                     table_notes.extend(ensure_indexes(&client, &plan).await?);
@@ -427,11 +458,17 @@ impl Migrator {
                     tables[i].notes.extend(fk);
                 }
             }
+            client
+                .batch_execute("SET synchronous_commit = on")
+                .await
+                .map_err(MigrateError::pg("finishing the run"))?;
             checkpoint::finish_run(&client, &run_id).await?;
             Ok::<(), MigrateError>(())
         }
         .await;
-        let _ = client.batch_execute("RESET session_replication_role").await;
+        let _ = client
+            .batch_execute("RESET session_replication_role; RESET synchronous_commit")
+            .await;
         outcome?;
         let copied = tables.iter().map(TableRun::copied).sum();
         let deleted = tables.iter().map(|t| t.counts.deleted).sum();
@@ -819,6 +856,45 @@ fn fk_notes(conn: &Connection, plan: &TablePlan, schema: &Schema) -> Vec<String>
         }
     }
     notes
+}
+
+/// Ends a table's first load: adds its primary key and the row-hash
+/// insert trigger, and marks it loaded, in one transaction. When that
+/// fails (others wrote rows with the same key meanwhile), the table's
+/// checkpoint is forgotten so that the next run loads it again.
+async fn finish_first_load(client: &mut Object, plan: &TablePlan) -> Result<()> {
+    let name = plan.name();
+    let mut sql = target::primary_key_sql(&plan.qualified, &plan.key_names());
+    sql.push_str(";\n");
+    if plan.stored_hash {
+        sql.push_str(&rowhash::install_sql(plan, true));
+    }
+    sql.push_str(&format!(
+        "COMMENT ON TABLE {} IS '{}';",
+        plan.qualified,
+        target::CREATED_COMMENT
+    ));
+    let outcome = async {
+        let tx = client.transaction().await?;
+        tx.batch_execute(&sql).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = outcome {
+        let _ = client
+            .execute(
+                "DELETE FROM acode_migrate.migration_checkpoints WHERE table_name = $1",
+                &[&name],
+            )
+            .await;
+        return Err(crate::error::pg_error(
+            format!(
+                "adding the primary key of {name} after its first load (the next run loads it again)"
+            ),
+            &e,
+        ));
+    }
+    Ok(())
 }
 
 async fn ensure_indexes(client: &Object, plan: &TablePlan) -> Result<Vec<String>> {

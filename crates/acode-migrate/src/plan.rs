@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::error::MigrateError;
 use crate::ident::{PG_MAX_IDENT, quote};
+use crate::rowhash;
 use crate::schema::Table;
 use crate::stats::{ColumnStats, fits_existing, map_column};
 use crate::target::Existing;
@@ -59,6 +60,18 @@ pub struct TablePlan {
     pub uuid_key: Option<(String, String)>,
     pub exists: bool,
     pub created_by_acode: bool,
+    /// The schema the target table lives in.
+    pub schema: String,
+    /// The table's first load is not finished: it has no primary key,
+    /// indexes or foreign keys yet and is copied straight, without
+    /// comparing (see [`crate::engine`]).
+    pub loading: bool,
+    /// The table keeps each row's hash in the hidden column
+    /// [`rowhash::COLUMN`], which acode's writes fill.
+    pub stored_hash: bool,
+    /// The triggers that keep that column right for other writers are in
+    /// place, so a comparison may read it.
+    pub hash_kept: bool,
     /// Reported by analyze; run refuses the table when `blocker` is set.
     pub problems: Vec<String>,
     pub blocker: Option<String>,
@@ -70,9 +83,13 @@ pub fn build(
     stats: &[ColumnStats],
     existing: Option<&Existing>,
     uuid_maps: &UuidMaps,
-    qualified: String,
+    schema: &str,
     trust_target: bool,
 ) -> TablePlan {
+    let qualified = crate::ident::qualified(schema, &table.name);
+    // A table acode created whose first load did not finish has no key
+    // yet: it is loaded again, not refused.
+    let loading = existing.is_some_and(|e| e.created_by_acode && e.loading);
     let mut problems = Vec::new();
     let mut blocker: Option<String> = None;
     let mut incompatible = false;
@@ -210,7 +227,7 @@ pub fn build(
                 "the source has no primary key and the target table has no {ROWID_COLUMN} column to key it by"
             ));
         }
-        if !ex.has_unique_key(&key_names) {
+        if !ex.has_unique_key(&key_names) && !loading {
             incompatible = true;
             blocker = Some(format!(
                 "no primary key or unique index on ({})",
@@ -286,7 +303,7 @@ pub fn build(
             .map(|_| (table.name.clone(), columns[*k].name.clone())),
         _ => None,
     };
-    TablePlan {
+    let mut plan = TablePlan {
         table: table.clone(),
         qualified,
         columns,
@@ -296,10 +313,25 @@ pub fn build(
         uuid_key,
         exists: existing.is_some(),
         created_by_acode: existing.is_some_and(|e| e.created_by_acode),
+        schema: schema.to_owned(),
+        loading,
+        stored_hash: false,
+        hash_kept: false,
         problems,
         blocker,
         incompatible,
+    };
+    if let Some(ex) = existing
+        && ex.created_by_acode
+        && rowhash::possible(&plan)
+        && ex
+            .column(rowhash::COLUMN)
+            .is_some_and(|c| c.kind == Some(Kind::Int8))
+    {
+        plan.stored_hash = true;
+        plan.hash_kept = rowhash::kept(&plan, &ex.triggers);
     }
+    plan
 }
 
 /// One source row, converted.
@@ -391,6 +423,17 @@ impl TablePlan {
         values: Vec<SqlValue>,
         buf: &mut Vec<u8>,
     ) -> Result<Row, MigrateError> {
+        self.convert_row_hashed(values, buf, true)
+    }
+
+    /// Converts one selected source row; its hash is left 0 unless
+    /// `hashed`.
+    pub fn convert_row_hashed(
+        &self,
+        values: Vec<SqlValue>,
+        buf: &mut Vec<u8>,
+        hashed: bool,
+    ) -> Result<Row, MigrateError> {
         let source_key: Vec<SqlValue> = self
             .key
             .iter()
@@ -413,7 +456,7 @@ impl TablePlan {
             (Some(_), Some(SqlValue::Int(i))) => vec![Cell::Int(*i)],
             _ => self.key.iter().map(|&i| cells[i].clone()).collect(),
         };
-        let hash = row_hash(&cells, buf);
+        let hash = if hashed { row_hash(&cells, buf) } else { 0 };
         Ok(Row {
             source_key,
             match_key,
@@ -482,6 +525,16 @@ impl TablePlan {
             .map(|c| quote(&c.name))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The columns acode writes: the plan's, and the hidden hash column.
+    pub fn write_columns(&self) -> String {
+        let mut cols = self.quoted_columns();
+        if self.stored_hash {
+            cols.push_str(", ");
+            cols.push_str(&quote(rowhash::COLUMN));
+        }
+        cols
     }
 
     pub fn quoted_key(&self) -> String {
@@ -558,27 +611,80 @@ impl TablePlan {
         }
     }
 
-    fn hash_expr(&self) -> String {
+    /// The row hash computed from the values of the row `row` (`t.`,
+    /// `NEW.`): the first 8 bytes of SHA-256 over the canonical encoding,
+    /// as a bigint.
+    pub fn hash_value_sql(&self, row: &str) -> String {
         let parts: Vec<String> = self
             .columns
             .iter()
-            .map(|c| c.kind.hash_sql(&format!("t.{}", quote(&c.name))))
+            .map(|c| c.kind.hash_sql(&format!("{row}{}", quote(&c.name))))
             .collect();
-        format!("substr(sha256({}), 1, 8)", parts.join(" || "))
+        format!(
+            "('x' || encode(substr(sha256({}), 1, 8), 'hex'))::bit(64)::bigint",
+            parts.join(" || ")
+        )
     }
 
-    /// Count and sum of the row hashes of a key range.
-    pub fn aggregate_sql(&self, lo: bool, hi: bool) -> String {
+    /// The row hash of target row `t`: read from the hidden column when
+    /// `stored` (computed if a row holds none), else computed.
+    fn hash_expr(&self, stored: bool) -> String {
+        if stored && self.stored_hash {
+            format!(
+                "COALESCE(t.{}, {})",
+                quote(rowhash::COLUMN),
+                self.hash_value_sql("t.")
+            )
+        } else {
+            self.hash_value_sql("t.")
+        }
+    }
+
+    /// The row hashes of a key range, as one `bigint[]`.
+    pub fn hash_list_sql(&self, lo: bool, hi: bool, stored: bool) -> String {
         format!(
-            "SELECT count(*), COALESCE(sum(('x' || encode(h, 'hex'))::bit(64)::bigint), 0)::text FROM (SELECT {} AS h FROM {}{}) AS s",
-            self.hash_expr(),
+            "SELECT COALESCE(array_agg({}), '{{}}') FROM {}{}",
+            self.hash_expr(stored),
             self.target_from(),
             self.range_where(lo, hi)
         )
     }
 
+    /// Match key and row hash of the rows of a key range whose hash is one
+    /// of the last parameter's (a `bigint[]`).
+    pub fn rows_with_hashes_sql(&self, lo: bool, hi: bool, stored: bool) -> String {
+        let nkey = if self.uuid_key.is_some() {
+            1
+        } else {
+            self.key.len()
+        };
+        let bounds = usize::from(lo) * nkey + usize::from(hi) * nkey;
+        let names: Vec<String> = (0..nkey).map(|i| format!("k{i}")).collect();
+        format!(
+            "SELECT * FROM ({}) AS s({}, h) WHERE s.h IN (SELECT unnest(${}::bigint[]))",
+            self.hashes_sql(lo, hi, stored),
+            names.join(", "),
+            self.fixed_params() + bounds + 1
+        )
+    }
+
+    /// Deletes the target rows after the key bound `$…` (all rows when
+    /// `lo` is false).
+    pub fn delete_rest_sql(&self, lo: bool) -> String {
+        if lo {
+            format!(
+                "DELETE FROM {} WHERE ctid IN (SELECT t.ctid FROM {}{})",
+                self.qualified,
+                self.target_from(),
+                self.range_where(true, false)
+            )
+        } else {
+            format!("DELETE FROM {}", self.qualified)
+        }
+    }
+
     /// Match key and row hash of every row of a key range.
-    pub fn hashes_sql(&self, lo: bool, hi: bool) -> String {
+    pub fn hashes_sql(&self, lo: bool, hi: bool, stored: bool) -> String {
         let keys: Vec<String> = match &self.uuid_key {
             Some(_) => vec!["m.legacy_key".into()],
             None => self
@@ -590,7 +696,7 @@ impl TablePlan {
         format!(
             "SELECT {}, {} FROM {}{}",
             keys.join(", "),
-            self.hash_expr(),
+            self.hash_expr(stored),
             self.target_from(),
             self.range_where(lo, hi)
         )
@@ -618,28 +724,28 @@ impl TablePlan {
     }
 
     pub fn merge_sql(&self) -> String {
-        let cols = self.quoted_columns();
-        let nonkey: Vec<&PlanColumn> = self
+        let cols = self.write_columns();
+        let mut nonkey: Vec<&str> = self
             .columns
             .iter()
             .enumerate()
             .filter(|(i, _)| !self.key.contains(i))
-            .map(|(_, c)| c)
+            .map(|(_, c)| c.name.as_str())
             .collect();
+        if self.stored_hash {
+            nonkey.push(rowhash::COLUMN);
+        }
         let action = if nonkey.is_empty() {
             "DO NOTHING".to_owned()
         } else {
             let sets: Vec<String> = nonkey
                 .iter()
-                .map(|c| format!("{0} = EXCLUDED.{0}", quote(&c.name)))
+                .map(|c| format!("{0} = EXCLUDED.{0}", quote(c)))
                 .collect();
-            let old: Vec<String> = nonkey
-                .iter()
-                .map(|c| format!("t.{}", quote(&c.name)))
-                .collect();
+            let old: Vec<String> = nonkey.iter().map(|c| format!("t.{}", quote(c))).collect();
             let new: Vec<String> = nonkey
                 .iter()
-                .map(|c| format!("EXCLUDED.{}", quote(&c.name)))
+                .map(|c| format!("EXCLUDED.{}", quote(c)))
                 .collect();
             format!(
                 "DO UPDATE SET {} WHERE ROW({}) IS DISTINCT FROM ROW({})",

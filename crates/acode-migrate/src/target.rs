@@ -11,6 +11,10 @@ use crate::value::Kind;
 /// Comment on every table acode creates: later runs add its indexes and
 /// foreign keys only to such tables, never to tables a user made.
 pub const CREATED_COMMENT: &str = "created by acode migrate";
+/// Comment on a table acode created whose first load is not finished yet
+/// (no primary key, indexes or foreign keys yet); replaced by
+/// [`CREATED_COMMENT`] when the key is added.
+pub const LOADING_COMMENT: &str = "created by acode migrate; first load not finished";
 
 /// How long a connection attempt may take before the target counts as
 /// unreachable.
@@ -107,8 +111,12 @@ pub struct Existing {
     /// Column sets of its unique indexes (plain, not partial).
     pub unique_keys: Vec<Vec<String>>,
     pub created_by_acode: bool,
+    /// Created by acode, first load not finished.
+    pub loading: bool,
     /// Names of its constraints and indexes.
     pub constraints: Vec<String>,
+    /// Its user-defined triggers (to check the row-hash triggers).
+    pub triggers: Vec<crate::rowhash::ExistingTrigger>,
 }
 
 impl Existing {
@@ -187,11 +195,31 @@ pub async fn existing(client: &Object, schema: &str, name: &str) -> Result<Optio
         .into_iter()
         .map(|r| r.get::<_, String>(0))
         .collect();
+    let triggers = client
+        .query(
+            "SELECT t.tgname::text, t.tgenabled::text, p.proname::text, p.prosrc
+             FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+             WHERE t.tgrelid = $1 AND NOT t.tgisinternal",
+            &[&oid],
+        )
+        .await
+        .map_err(MigrateError::pg(ctx()))?
+        .into_iter()
+        .map(|r| crate::rowhash::ExistingTrigger {
+            name: r.get(0),
+            enabled: r.get(1),
+            function: r.get(2),
+            source: r.get(3),
+        })
+        .collect();
+    let loading = comment.as_deref() == Some(LOADING_COMMENT);
     Ok(Some(Existing {
         columns,
         unique_keys,
-        created_by_acode: comment.as_deref() == Some(CREATED_COMMENT),
+        created_by_acode: loading || comment.as_deref() == Some(CREATED_COMMENT),
+        loading,
         constraints,
+        triggers,
     }))
 }
 
@@ -207,11 +235,15 @@ pub fn pg_name(prefix: &str, wanted: &str) -> String {
 }
 
 /// `CREATE TABLE` of a plan's columns, keyed by `key`. Text key columns
-/// use the byte-order collation so key ranges sort as in SQLite.
+/// use the byte-order collation so key ranges sort as in SQLite. Without
+/// `primary_key` the key is added after the first load
+/// ([`primary_key_sql`]); `hash_column` adds the hidden row-hash column.
 pub fn create_table_sql(
     qualified: &str,
     columns: &[(String, Kind, bool)],
     key: &[String],
+    primary_key: bool,
+    hash_column: bool,
 ) -> String {
     let mut parts: Vec<String> = columns
         .iter()
@@ -226,7 +258,21 @@ pub fn create_table_sql(
             def
         })
         .collect();
-    let key: Vec<String> = key.iter().map(|k| quote(k)).collect();
-    parts.push(format!("PRIMARY KEY ({})", key.join(", ")));
+    if hash_column {
+        parts.push(format!("{} bigint", quote(crate::rowhash::COLUMN)));
+    }
+    if primary_key {
+        let key: Vec<String> = key.iter().map(|k| quote(k)).collect();
+        parts.push(format!("PRIMARY KEY ({})", key.join(", ")));
+    }
     format!("CREATE TABLE {qualified} (\n  {}\n)", parts.join(",\n  "))
+}
+
+/// Adds the primary key a table was created without.
+pub fn primary_key_sql(qualified: &str, key: &[String]) -> String {
+    let key: Vec<String> = key.iter().map(|k| quote(k)).collect();
+    format!(
+        "ALTER TABLE {qualified} ADD PRIMARY KEY ({})",
+        key.join(", ")
+    )
 }
