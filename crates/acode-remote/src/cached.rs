@@ -1,6 +1,7 @@
 //! Statements through the connection's statement cache: each is parsed and
 //! planned once per pooled connection, not once per batch, and costs one
-//! round trip instead of two.
+//! round trip instead of two. The pool's connections plan every execution
+//! for its own parameters (`plan_cache_mode`, set in `Remote::new`).
 
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
