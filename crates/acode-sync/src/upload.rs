@@ -149,7 +149,11 @@ fn key_of(r: &ItemResult) -> Id {
 
 /// Plans and freezes the next batch, or `None` when nothing is due.
 fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Option<FrozenBatch>> {
-    let window = u32::try_from((cfg.batch_size * 4).max(200)).unwrap_or(u32::MAX);
+    // Entries read per window: a batch's worth. Every planned row's payload
+    // and versions are read, so a larger window read rows the batch then
+    // left out (4 x the batch cost a third of the drain's device time);
+    // the loop below reads further windows while the batch is not full.
+    let window = u32::try_from(cfg.batch_size.max(1)).unwrap_or(u32::MAX);
     // Each change with its JSON, serialised once: to size the batch and to
     // freeze it.
     let mut changes: Vec<(FrozenChange, String)> = Vec::new();
