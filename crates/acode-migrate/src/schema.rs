@@ -32,7 +32,6 @@ pub fn open_source(path: &Path) -> Result<Connection> {
         r.get::<_, i64>(0)
     })
     .map_err(|e| MigrateError::source(&shown, e))?;
-    crate::stats::register_functions(&conn).map_err(|e| MigrateError::source(&shown, e))?;
     Ok(conn)
 }
 

@@ -1,6 +1,6 @@
 //! What the values of each source column really are (SQLite types are
-//! loose: an INTEGER column may hold `'abc'`), measured by one aggregate
-//! query per table, and the PostgreSQL type each column maps to.
+//! loose: an INTEGER column may hold `'abc'`), measured by one scan per
+//! table, and the PostgreSQL type each column maps to.
 //!
 //! The rule: a column maps to the PostgreSQL type of its declared type
 //! when every stored value fits it; when some do not, the column falls
@@ -11,31 +11,12 @@
 //! (text stays text, numbers stay numbers), and the decision is noted.
 
 use rusqlite::Connection;
-use rusqlite::functions::FunctionFlags;
 use serde::Serialize;
 
 use crate::error::{MigrateError, Result};
 use crate::ident::quote;
 use crate::schema::{Column, Table};
 use crate::value::{Kind, MAX_EXACT_F64_INT};
-
-/// Registers `acode_bad_text(x)`: 1 when `x` is text PostgreSQL cannot
-/// store as `text` (not UTF-8, or with a NUL character), else 0.
-pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
-    conn.create_scalar_function(
-        "acode_bad_text",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            Ok(match ctx.get_raw(0) {
-                rusqlite::types::ValueRef::Text(t) => {
-                    i64::from(t.contains(&0) || std::str::from_utf8(t).is_err())
-                }
-                _ => 0,
-            })
-        },
-    )
-}
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ColumnStats {
