@@ -159,7 +159,7 @@ async fn current_rows(
 ) -> Result<HashMap<(Entity, String), Current>> {
     let mut out = HashMap::new();
     for entity in Entity::ALL {
-        let ids: Vec<String> = candidates
+        let mut ids: Vec<String> = candidates
             .iter()
             .filter(|&&i| changes[i].entity == entity)
             .map(|&i| changes[i].id.to_string())
@@ -167,6 +167,9 @@ async fn current_rows(
         if ids.is_empty() {
             continue;
         }
+        // Locked in id order, as every batch does.
+        ids.sort_unstable();
+        ids.dedup();
         let rows = cached::query(
             tx,
             &mirror::select_many_for_update(entity),
@@ -214,7 +217,10 @@ async fn live_parents(
         }
     }
     let mut live = HashSet::new();
-    for (parent, ids) in wanted {
+    for (parent, mut ids) in wanted {
+        // Many children name the same parent: one probe each.
+        ids.sort_unstable();
+        ids.dedup();
         let rows = cached::query(
             tx,
             &mirror::select_live_many(parent),

@@ -203,19 +203,31 @@ pub(crate) fn select_privacy(entity: Entity) -> String {
 // Set-based forms for a whole batch (`fast.rs`), fed with typed arrays.
 
 /// `$1` tenant, `$2` ids: the rows, locked, with what the version check needs.
+///
+/// One primary-key probe per id (a lateral lookup), whatever the planner's
+/// statistics say: written as `id = ANY($2)`, a table that grew since its
+/// last ANALYZE was read through the tenant's whole key range with the ids
+/// as a filter, making each batch cost grow with the table (15 -> 29 ms
+/// per 500-change batch over a 100,000-row drain). Row locks are taken in
+/// the ids' order; the tenant's ingest lock already serialises batches.
 pub(crate) fn select_many_for_update(entity: Entity) -> String {
     format!(
-        "SELECT id, version, deleted, {json} FROM {table}
-         WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE",
+        "SELECT t.id, t.version, t.deleted, {json}
+         FROM unnest($2::text[]) AS u(wanted)
+         CROSS JOIN LATERAL (SELECT * FROM {table} AS r
+                             WHERE r.tenant_id = $1 AND r.id = u.wanted FOR UPDATE) AS t",
         json = row_json(entity),
         table = entity.table()
     )
 }
 
-/// `$1` tenant, `$2` ids: which of them are live rows.
+/// `$1` tenant, `$2` ids: which of them are live rows (one probe per id,
+/// as above).
 pub(crate) fn select_live_many(entity: Entity) -> String {
     format!(
-        "SELECT id FROM {} WHERE tenant_id = $1 AND id = ANY($2) AND NOT deleted",
+        "SELECT t.id FROM unnest($2::text[]) AS u(wanted)
+         CROSS JOIN LATERAL (SELECT id FROM {} AS r
+                             WHERE r.tenant_id = $1 AND r.id = u.wanted AND NOT r.deleted) AS t",
         entity.table()
     )
 }
