@@ -207,31 +207,44 @@ async fn redaction_roots(
         }
     }
     for (child, ids) in children {
+        // One primary-key probe per id and per hop (lateral lookups,
+        // `LIMIT 1` keeping each a probe), as in `mirror::select_live_many`.
         let (root, sql) = match child {
             Entity::Message => (
                 Entity::Chat,
-                "SELECT DISTINCT chat_id FROM messages WHERE tenant_id = $1 AND id = ANY($2)",
+                "SELECT DISTINCT m.chat_id FROM unnest($2::text[]) AS u(wanted)
+                 CROSS JOIN LATERAL (SELECT chat_id FROM messages
+                     WHERE tenant_id = $1 AND id = u.wanted LIMIT 1) AS m",
             ),
             Entity::Task => (
                 Entity::Session,
-                "SELECT DISTINCT session_id FROM tasks WHERE tenant_id = $1 AND id = ANY($2)",
+                "SELECT DISTINCT t.session_id FROM unnest($2::text[]) AS u(wanted)
+                 CROSS JOIN LATERAL (SELECT session_id FROM tasks
+                     WHERE tenant_id = $1 AND id = u.wanted LIMIT 1) AS t",
             ),
             Entity::Artifact => (
                 Entity::Session,
-                "SELECT DISTINCT session_id FROM artifacts WHERE tenant_id = $1 AND id = ANY($2)",
+                "SELECT DISTINCT a.session_id FROM unnest($2::text[]) AS u(wanted)
+                 CROSS JOIN LATERAL (SELECT session_id FROM artifacts
+                     WHERE tenant_id = $1 AND id = u.wanted LIMIT 1) AS a",
             ),
             Entity::Step => (
                 Entity::Session,
-                "SELECT DISTINCT t.session_id FROM steps s
-                 JOIN tasks t ON t.tenant_id = s.tenant_id AND t.id = s.task_id
-                 WHERE s.tenant_id = $1 AND s.id = ANY($2)",
+                "SELECT DISTINCT t.session_id FROM unnest($2::text[]) AS u(wanted)
+                 CROSS JOIN LATERAL (SELECT task_id FROM steps
+                     WHERE tenant_id = $1 AND id = u.wanted LIMIT 1) AS s
+                 CROSS JOIN LATERAL (SELECT session_id FROM tasks
+                     WHERE tenant_id = $1 AND id = s.task_id LIMIT 1) AS t",
             ),
             Entity::ToolCall => (
                 Entity::Session,
-                "SELECT DISTINCT t.session_id FROM tool_calls c
-                 JOIN steps s ON s.tenant_id = c.tenant_id AND s.id = c.step_id
-                 JOIN tasks t ON t.tenant_id = s.tenant_id AND t.id = s.task_id
-                 WHERE c.tenant_id = $1 AND c.id = ANY($2)",
+                "SELECT DISTINCT t.session_id FROM unnest($2::text[]) AS u(wanted)
+                 CROSS JOIN LATERAL (SELECT step_id FROM tool_calls
+                     WHERE tenant_id = $1 AND id = u.wanted LIMIT 1) AS c
+                 CROSS JOIN LATERAL (SELECT task_id FROM steps
+                     WHERE tenant_id = $1 AND id = c.step_id LIMIT 1) AS s
+                 CROSS JOIN LATERAL (SELECT session_id FROM tasks
+                     WHERE tenant_id = $1 AND id = s.task_id LIMIT 1) AS t",
             ),
             Entity::Chat | Entity::Session => continue,
         };

@@ -222,12 +222,14 @@ pub(crate) fn select_many_for_update(entity: Entity) -> String {
 }
 
 /// `$1` tenant, `$2` ids: which of them are live rows (one probe per id,
-/// as above).
+/// as above; `LIMIT 1` keeps PostgreSQL from turning the lateral lookup
+/// back into a join it may plan as a scan).
 pub(crate) fn select_live_many(entity: Entity) -> String {
     format!(
         "SELECT t.id FROM unnest($2::text[]) AS u(wanted)
          CROSS JOIN LATERAL (SELECT id FROM {} AS r
-                             WHERE r.tenant_id = $1 AND r.id = u.wanted AND NOT r.deleted) AS t",
+                             WHERE r.tenant_id = $1 AND r.id = u.wanted AND NOT r.deleted
+                             LIMIT 1) AS t",
         entity.table()
     )
 }
