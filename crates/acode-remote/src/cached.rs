@@ -1,7 +1,9 @@
 //! Statements through the connection's statement cache: each is parsed and
 //! planned once per pooled connection, not once per batch, and costs one
-//! round trip instead of two. The pool's connections plan every execution
-//! for its own parameters (`plan_cache_mode`, set in `Remote::new`).
+//! round trip instead of two. The ingest transaction plans every
+//! execution for its own parameters (`plan_cache_mode`, set with its
+//! tenant lock). Cached statements outlive transactions: a pooler in
+//! front of PostgreSQL must run in session mode.
 
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;

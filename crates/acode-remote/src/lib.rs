@@ -46,9 +46,6 @@ pub struct Remote {
 /// unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Startup option of the pool's connections.
-const CUSTOM_PLANS: &str = "-c plan_cache_mode=force_custom_plan";
-
 impl Remote {
     /// A pool for `url` (`postgres://…`). Connects lazily: nothing is sent
     /// until the first call.
@@ -62,15 +59,6 @@ impl Remote {
         if config.get_application_name().is_none() {
             config.application_name("acode");
         }
-        // Ingest statements are prepared once per connection (cached.rs);
-        // their parameters are arrays of a batch's rows, whose length the
-        // planner must see: every execution is planned for its own
-        // parameters (PostgreSQL's generic plan halved the ingest rate).
-        let options = match config.get_options() {
-            Some(given) if !given.trim().is_empty() => format!("{given} {CUSTOM_PLANS}"),
-            _ => CUSTOM_PLANS.to_owned(),
-        };
-        config.options(&options);
         let (pool, target) = pool(config.clone(), max_connections)
             .map_err(|e| RemoteError::BadUrl(e.to_string()))?;
         Ok(Remote {

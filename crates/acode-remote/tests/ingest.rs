@@ -521,28 +521,3 @@ async fn times_are_stored_and_served_in_one_form_whatever_the_offset_sent() {
         "2026-11-22T01:02:03.123Z"
     );
 }
-
-#[tokio::test]
-async fn ingest_connections_plan_each_statement_for_its_own_batch() {
-    // Ingest statements are prepared once per connection; a generic plan
-    // (blind to the length of a batch's arrays) halved the ingest rate.
-    let db = TestDb::create();
-    for url in [
-        db.url(),
-        format!("{}?options=-c%20work_mem%3D8MB", db.url()),
-    ] {
-        let remote = Remote::new(&url, 2).unwrap();
-        let client = remote.connection_pool().get().await.unwrap();
-        let mode: String = client
-            .query_one("SHOW plan_cache_mode", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(mode, "force_custom_plan", "{url}");
-        if url.contains("work_mem") {
-            // Options given in the URL are kept.
-            let mem: String = client.query_one("SHOW work_mem", &[]).await.unwrap().get(0);
-            assert_eq!(mem, "8MB");
-        }
-    }
-}
