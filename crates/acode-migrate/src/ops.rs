@@ -399,9 +399,6 @@ impl Migrator {
                 .await
                 .map_err(MigrateError::pg("creating tables"))?;
         }
-        for plan in plans.iter_mut().filter(|p| p.stored_hash && !p.hash_kept) {
-            rowhash::repair(&mut client, plan).await?;
-        }
         let mut notes = Vec::new();
         // Chunks commit without waiting for the WAL flush; the commit that
         // ends the run waits (synchronous_commit on), and so makes every
@@ -423,6 +420,11 @@ impl Migrator {
         let mut tables = Vec::new();
         let conn = std::sync::Mutex::new(conn);
         let outcome = async {
+            // In replica mode: the rehash is acode's write, and fires none
+            // of the user's own triggers.
+            for plan in plans.iter_mut().filter(|p| p.stored_hash && !p.hash_kept) {
+                rowhash::repair(&mut client, plan).await?;
+            }
             let (run_id, continued) = checkpoint::begin_run(&client, &self.source_id).await?;
             if continued {
                 notes.push("continuing a run that was cut short: finished tables are skipped, the others resume from their checkpoints".into());

@@ -35,8 +35,11 @@ pub const COLUMN: &str = "__acode_row_hash";
 /// Set to `on` (`SET LOCAL`) by acode's own writes, which write the hash
 /// themselves; the triggers skip them.
 pub const SETTING: &str = "acode.loading";
-pub const UPDATE_TRIGGER: &str = "acode_row_hash_update";
-pub const INSERT_TRIGGER: &str = "acode_row_hash_insert";
+/// The triggers' names sort after the usual ones: PostgreSQL fires a
+/// table's `BEFORE` row triggers in name order, and the hash must cover
+/// the row as other triggers (a `set_updated_at`, say) leave it.
+pub const UPDATE_TRIGGER: &str = "zz_acode_row_hash_update";
+pub const INSERT_TRIGGER: &str = "zz_acode_row_hash_insert";
 /// Dollar-quote tag of the trigger function's body.
 const TAG: &str = "$acode_row_hash$";
 
