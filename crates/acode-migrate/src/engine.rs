@@ -334,83 +334,74 @@ pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
             chunk.rows.last().map(|r| r.match_key.clone())
         };
         let last_key = chunk.rows.last().map(|r| r.source_key.clone());
-        if straight {
-            let diff = ChunkDiff {
-                missing: (0..chunk.rows.len()).collect(),
-                ..ChunkDiff::default()
-            };
-            counts.chunks_differing += 1;
-            counts.missing += diff.missing.len() as u64;
-            apply(
-                client,
-                &plan,
-                &chunk.rows,
-                &diff,
-                true,
-                last_key.as_deref(),
-                chunk.last,
+        // A first load compares nothing: every row of the chunk is new.
+        let (diff, t_count) = if straight {
+            let missing = (0..chunk.rows.len()).collect();
+            (
+                ChunkDiff {
+                    missing,
+                    ..ChunkDiff::default()
+                },
+                0,
             )
-            .await?;
-            counts.inserted += diff.missing.len() as u64;
-            p.progress.rows_done(&name, chunk.rows.len() as u64);
-            lo = hi;
-            continue;
-        }
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            fixed.iter().map(|s| s as &(dyn ToSql + Sync)).collect();
-        for c in lo.iter().chain(hi.iter()).flatten() {
-            params.push(c);
-        }
-        let list_sql = plan.hash_list_sql(lo.is_some(), hi.is_some(), stored);
-        let stmt = client
-            .prepare_cached(&list_sql)
-            .await
-            .map_err(MigrateError::pg(format!("comparing table {name}")))?;
-        let row = client
-            .query_one(&stmt, &params)
-            .await
-            .map_err(MigrateError::pg(format!("comparing table {name}")))?;
-        let target: Vec<i64> = row
-            .try_get(0)
-            .map_err(MigrateError::pg(format!("reading row hashes of {name}")))?;
-        let t_count = target.len();
-        #[allow(clippy::cast_sign_loss)] // the bits, as the source side has them
-        let (candidates, stale) =
-            compare_hashes(&chunk.rows, target.into_iter().map(|h| h as u64).collect());
-        let diff = if stale.is_empty() {
-            ChunkDiff {
-                missing: candidates,
-                ..ChunkDiff::default()
-            }
         } else {
-            // Only the keys of the target rows that differ cross the wire.
-            let rows_sql = plan.rows_with_hashes_sql(lo.is_some(), hi.is_some(), stored);
-            let stmt = client
-                .prepare_cached(&rows_sql)
-                .await
-                .map_err(MigrateError::pg(format!("comparing rows of {name}")))?;
-            #[allow(clippy::cast_possible_wrap)] // the bits, as PostgreSQL reads them
-            let wanted: Vec<i64> = stale.iter().map(|&h| h as i64).collect();
-            let mut with_hashes = params.clone();
-            with_hashes.push(&wanted);
-            let rows = client
-                .query(&stmt, &with_hashes)
-                .await
-                .map_err(MigrateError::pg(format!("comparing rows of {name}")))?;
-            let nkey = if plan.uuid_key.is_some() {
-                1
-            } else {
-                plan.key.len()
-            };
-            let mut keys = Vec::with_capacity(rows.len());
-            for r in rows {
-                let key: Vec<Cell> = (0..nkey)
-                    .map(|i| r.try_get::<_, Cell>(i))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(MigrateError::pg(format!("reading keys of {name}")))?;
-                keys.push(key);
+            let mut params: Vec<&(dyn ToSql + Sync)> =
+                fixed.iter().map(|s| s as &(dyn ToSql + Sync)).collect();
+            for c in lo.iter().chain(hi.iter()).flatten() {
+                params.push(c);
             }
-            classify(&chunk.rows, &candidates, keys)
+            let list_sql = plan.hash_list_sql(lo.is_some(), hi.is_some(), stored);
+            let stmt = client
+                .prepare_cached(&list_sql)
+                .await
+                .map_err(MigrateError::pg(format!("comparing table {name}")))?;
+            let row = client
+                .query_one(&stmt, &params)
+                .await
+                .map_err(MigrateError::pg(format!("comparing table {name}")))?;
+            let target: Vec<i64> = row
+                .try_get(0)
+                .map_err(MigrateError::pg(format!("reading row hashes of {name}")))?;
+            let t_count = target.len();
+            #[allow(clippy::cast_sign_loss)] // the bits, as the source side has them
+            let (candidates, stale) =
+                compare_hashes(&chunk.rows, target.into_iter().map(|h| h as u64).collect());
+            let diff = if stale.is_empty() {
+                ChunkDiff {
+                    missing: candidates,
+                    ..ChunkDiff::default()
+                }
+            } else {
+                // Only the keys of the target rows that differ cross the wire.
+                let rows_sql = plan.rows_with_hashes_sql(lo.is_some(), hi.is_some(), stored);
+                let stmt = client
+                    .prepare_cached(&rows_sql)
+                    .await
+                    .map_err(MigrateError::pg(format!("comparing rows of {name}")))?;
+                #[allow(clippy::cast_possible_wrap)] // the bits, as PostgreSQL reads them
+                let wanted: Vec<i64> = stale.iter().map(|&h| h as i64).collect();
+                let mut with_hashes = params.clone();
+                with_hashes.push(&wanted);
+                let rows = client
+                    .query(&stmt, &with_hashes)
+                    .await
+                    .map_err(MigrateError::pg(format!("comparing rows of {name}")))?;
+                let nkey = if plan.uuid_key.is_some() {
+                    1
+                } else {
+                    plan.key.len()
+                };
+                let mut keys = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let key: Vec<Cell> = (0..nkey)
+                        .map(|i| r.try_get::<_, Cell>(i))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(MigrateError::pg(format!("reading keys of {name}")))?;
+                    keys.push(key);
+                }
+                classify(&chunk.rows, &candidates, keys)
+            };
+            (diff, t_count)
         };
         let empty_range = t_count == 0;
         counts.target_rows += t_count as u64;

@@ -46,10 +46,14 @@ const TAG: &str = "$acode_row_hash$";
 /// The statement acode's writes start their transaction with.
 pub const MARK_OWN_WRITES: &str = "SET LOCAL acode.loading = 'on'";
 
+/// The trigger function's name (unqualified, as the catalog shows it).
+fn function_name(plan: &TablePlan) -> String {
+    crate::target::pg_name("acode_rh", &format!("acode_row_hash_{}", plan.name()))
+}
+
 /// The trigger function's name, in the table's schema.
 pub fn function(plan: &TablePlan) -> String {
-    let name = crate::target::pg_name("acode_rh", &format!("acode_row_hash_{}", plan.name()));
-    crate::ident::qualified(&plan.schema, &name)
+    crate::ident::qualified(&plan.schema, &function_name(plan))
 }
 
 /// The trigger function's body (`pg_proc.prosrc`).
@@ -119,7 +123,7 @@ pub struct ExistingTrigger {
 /// function this version of acode creates.
 pub fn kept(plan: &TablePlan, triggers: &[ExistingTrigger]) -> bool {
     let body = function_body(plan);
-    let want_fn = crate::target::pg_name("acode_rh", &format!("acode_row_hash_{}", plan.name()));
+    let want_fn = function_name(plan);
     let ok = |name: &str| {
         triggers.iter().any(|t| {
             t.name == name && t.enabled == "A" && t.function == want_fn && t.source == body

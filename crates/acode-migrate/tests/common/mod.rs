@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use acode_migrate::{Migrator, NoProgress, Options, RunReport, ValidationReport};
+use acode_migrate::{Migrator, NoProgress, Options, RunReport, TableRun, ValidationReport};
 use rusqlite::Connection;
 
 pub fn rt() -> tokio::runtime::Runtime {
@@ -25,6 +25,17 @@ pub fn run(m: &Migrator, opts: &Options) -> RunReport {
 
 pub fn validate(m: &Migrator, opts: &Options) -> ValidationReport {
     rt().block_on(m.validate(opts)).unwrap()
+}
+
+/// Validates, and fails with the report when anything differs.
+pub fn assert_valid(m: &Migrator, opts: &Options) {
+    let report = validate(m, opts);
+    assert!(report.ok, "{}", report.to_markdown());
+}
+
+/// One table's part of a run.
+pub fn table<'a>(report: &'a RunReport, name: &str) -> &'a TableRun {
+    report.tables.iter().find(|t| t.table == name).unwrap()
 }
 
 /// Runs `sql` on the target, returning each row's columns as text.
