@@ -178,26 +178,11 @@ async fn drain_all<T: Transport + 'static>(stores: Vec<(Store, T)>) -> anyhow::R
     for (mut store, net) in stores {
         let cfg = cfg.clone();
         tasks.push(tokio::spawn(async move {
-            let mut uploaded = 0;
-            let mut carried = None;
             let lease = store
                 .write(|tx| tx.acquire_lease("bench", cfg.now(), 3_600_000, |_| false))?
                 .context("taking the lease")?;
-            loop {
-                match acode_sync::upload::upload_step(
-                    &mut store,
-                    &net,
-                    &cfg,
-                    lease.epoch,
-                    &mut carried,
-                )
-                .await?
-                {
-                    acode_sync::upload::UploadOutcome::Settled(c) => uploaded += c.uploaded,
-                    acode_sync::upload::UploadOutcome::Idle => break,
-                    other => anyhow::bail!("upload stopped: {other:?}"),
-                }
-            }
+            let uploaded =
+                crate::sync_drain::drain_counted(&mut store, &net, &cfg, lease.epoch).await?;
             anyhow::Ok(uploaded)
         }));
     }

@@ -40,7 +40,10 @@ fn worker(ws: &Ws, remote: &Remote) -> Child {
             Command::new(env!("CARGO_BIN_EXE_acode"))
                 .arg("--workspace")
                 .arg(ws.root())
-                .args(["sync", "run"]),
+                .args(["sync", "run"])
+                // Small batches: a kill often finds two of them in flight
+                // (one pushed while the next is frozen).
+                .env("ACODE_SYNC_UPLOAD_BATCH_SIZE", "5"),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -62,6 +62,8 @@ pub struct Store {
     path: PathBuf,
     device_id: String,
     opened_with: MigrationOutcome,
+    /// How it was opened, for [`Store::reopen`]; `None` in memory.
+    options: Option<OpenOptions>,
 }
 
 impl Store {
@@ -81,7 +83,9 @@ impl Store {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(e, &shown))?;
-        Self::setup(conn, path, options)
+        let mut store = Self::setup(conn, path, options)?;
+        store.options = Some(options.clone());
+        Ok(store)
     }
 
     /// A private in-memory database, for tests and tools.
@@ -129,6 +133,7 @@ impl Store {
             path,
             device_id: String::new(),
             opened_with: MigrationOutcome::default(),
+            options: None,
         };
         let status = store.schema_status()?;
         if options.migrate && !status.pending.is_empty() {
@@ -139,6 +144,23 @@ impl Store {
             store.load_device()?;
         }
         Ok(store)
+    }
+
+    /// A second connection to this database, set up as this one is (its
+    /// schema is not migrated again): for work run on another thread beside
+    /// this connection. `None` for an in-memory database, which has no
+    /// second connection.
+    pub fn reopen(&self) -> Result<Option<Store>> {
+        let Some(options) = &self.options else {
+            return Ok(None);
+        };
+        let options = OpenOptions {
+            migrate: false,
+            create: false,
+            backup_dir: None,
+            ..options.clone()
+        };
+        Store::open(&self.path, &options).map(Some)
     }
 
     /// Applies pending migrations (after a backup into `backup_dir`, when

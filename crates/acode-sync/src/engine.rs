@@ -10,7 +10,7 @@ use crate::config::EngineConfig;
 use crate::download::{DownloadOutcome, download_once};
 use crate::error::SyncError;
 use crate::transport::Transport;
-use crate::upload::{UploadOutcome, upload_step};
+use crate::upload::{self, UploadOutcome};
 
 /// How long a lease lasts without renewal: a crashed worker's lease
 /// expires after this.
@@ -187,27 +187,24 @@ async fn upload_all<T: Transport>(
     epoch: i64,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
-    let mut carried = None;
-    loop {
-        match upload_step(store, transport, cfg, epoch, &mut carried).await? {
-            UploadOutcome::Idle | UploadOutcome::Waiting(_) => break,
-            UploadOutcome::Offline(why) => {
-                report.mode = Mode::Offline;
-                report.last_error = Some(why);
-                return Ok(());
-            }
-            UploadOutcome::Settled(c) => {
-                report.batches += 1;
-                report.uploaded += c.uploaded;
-                report.conflicts += c.conflicts;
-                report.failed += c.failed;
-            }
-            UploadOutcome::BatchFailed { error, failed } => {
-                report.batches += 1;
-                report.failed += failed;
-                report.last_error = Some(error);
-            }
+    let stopped = upload::drain(store, transport, cfg, epoch, |outcome| match outcome {
+        UploadOutcome::Settled(c) => {
+            report.batches += 1;
+            report.uploaded += c.uploaded;
+            report.conflicts += c.conflicts;
+            report.failed += c.failed;
         }
+        UploadOutcome::BatchFailed { error, failed } => {
+            report.batches += 1;
+            report.failed += failed;
+            report.last_error = Some(error.clone());
+        }
+        UploadOutcome::Idle | UploadOutcome::Waiting(_) | UploadOutcome::Offline(_) => {}
+    })
+    .await?;
+    if let UploadOutcome::Offline(why) = stopped {
+        report.mode = Mode::Offline;
+        report.last_error = Some(why);
     }
     Ok(())
 }

@@ -44,84 +44,215 @@ pub struct Counts {
     pub failed: usize,
 }
 
-/// Pushes one batch (the one in flight, or a new one) and settles it.
+/// Pushes one batch (the oldest frozen one that is due, or a new one) and
+/// settles it.
 pub async fn upload_once<T: Transport>(
     store: &mut Store,
     transport: &T,
     cfg: &EngineConfig,
     epoch: i64,
 ) -> Result<UploadOutcome, SyncError> {
-    upload_step(store, transport, cfg, epoch, &mut None).await
+    let Some(batch) = take_batch(store, cfg, epoch)? else {
+        return idle_or_waiting(store);
+    };
+    let request = request_for(store, cfg, &batch)?;
+    let pushed = transport.push(batch.key, &request).await;
+    match after_push(store, cfg, &batch, pushed, epoch)? {
+        Pushed::Answered(response) => {
+            Ok(settle(store, cfg, &batch, &response, epoch, |_| Ok(None))?.0)
+        }
+        Pushed::Done(outcome) => Ok(outcome),
+    }
 }
 
-/// Like [`upload_once`], for a loop that uploads until idle: `carried` is
-/// the batch the previous step froze in the transaction that settled its
-/// own (one local commit per batch, not two); this step sends it, and
-/// leaves the next one there when its answer settles.
-pub async fn upload_step<T: Transport>(
+/// Uploads until nothing is due; `each` sees the outcome of every batch
+/// answered or failed. Returns why it stopped: `Idle`, `Waiting` or
+/// `Offline`.
+///
+/// Pipelined: while one batch is pushed, the answer to the batch before it
+/// is settled and the next batch is frozen, in one local transaction on a
+/// second connection to the database, on another thread; the device's work
+/// hides behind the remote's. Two batches in flight together never share a
+/// row (a new batch skips rows in flight), so no change is based on an
+/// answer not yet settled. A failed batch does not stop the ones behind it.
+/// An in-memory store has no second connection: its batches go one by one.
+pub async fn drain<T: Transport>(
     store: &mut Store,
     transport: &T,
     cfg: &EngineConfig,
     epoch: i64,
-    carried: &mut Option<FrozenBatch>,
+    mut each: impl FnMut(&UploadOutcome),
 ) -> Result<UploadOutcome, SyncError> {
-    let now = cfg.now();
-    let batch = match carried.take() {
-        Some(b) => Some(b),
-        None => store.write(|tx| {
-            tx.check_epoch(epoch)?;
-            match tx.frozen_batch()? {
-                Some(b) => Ok(Some(b)),
-                None => build(tx, cfg, now),
+    // The second connection, opened once there are two batches to overlap.
+    let mut side: Option<Store> = None;
+    // The batch to send next, frozen beside the previous push.
+    let mut next: Option<FrozenBatch> = None;
+    // A batch answered and not yet settled.
+    let mut answered: Option<(FrozenBatch, PushResponse)> = None;
+    loop {
+        let batch = match (next.take(), answered.take()) {
+            (Some(b), previous) => {
+                answered = previous;
+                b
             }
-        })?,
-    };
-    let Some(batch) = batch else {
-        return Ok(UploadOutcome::Idle);
-    };
-    if let Some(at) = batch.next_retry_at.filter(|at| *at > now) {
-        return Ok(UploadOutcome::Waiting(at));
+            (None, None) => match take_batch(store, cfg, epoch)? {
+                Some(b) => b,
+                None => return idle_or_waiting(store),
+            },
+            (None, Some((a, response))) => {
+                // Nothing to send beside it: settle the answer, and take
+                // the next batch in the same transaction.
+                let now = cfg.now();
+                let (outcome, taken) = settle(store, cfg, &a, &response, epoch, |tx| {
+                    next_batch(tx, cfg, now, None)
+                })?;
+                each(&outcome);
+                next = taken;
+                continue;
+            }
+        };
+        let request = request_for(store, cfg, &batch)?;
+        if side.is_none() && (answered.is_some() || store.read(|tx| tx.has_pending())?) {
+            side = store.reopen()?;
+        }
+        let Some(mut beside) = side.take() else {
+            // One by one: push, then settle and take the next batch.
+            if let Some((a, response)) = answered.take() {
+                each(&settle(store, cfg, &a, &response, epoch, |_| Ok(None))?.0);
+            }
+            let pushed = transport.push(batch.key, &request).await;
+            match after_push(store, cfg, &batch, pushed, epoch)? {
+                Pushed::Answered(response) => answered = Some((batch, response)),
+                Pushed::Done(outcome @ UploadOutcome::Offline(_)) => return Ok(outcome),
+                Pushed::Done(outcome) => each(&outcome),
+            }
+            continue;
+        };
+        let previous = answered.take();
+        let job_cfg = cfg.clone();
+        let sending = batch.key;
+        let work = tokio::task::spawn_blocking(move || {
+            let now = job_cfg.now();
+            let then = |tx: &Tx<'_>| next_batch(tx, &job_cfg, now, Some(sending));
+            let done = match previous {
+                Some((a, response)) => settle(&mut beside, &job_cfg, &a, &response, epoch, then)
+                    .map(|(outcome, taken)| (Some(outcome), taken)),
+                None => beside
+                    .write(|tx| {
+                        tx.check_epoch(epoch)?;
+                        then(tx)
+                    })
+                    .map(|taken| (None, taken))
+                    .map_err(SyncError::from),
+            };
+            (beside, done)
+        });
+        let pushed = transport.push(batch.key, &request).await;
+        let (beside, done) = work.await.map_err(|e| {
+            SyncError::Store(acode_store::StoreError::Internal(format!(
+                "settling beside a push: {e}"
+            )))
+        })?;
+        side = Some(beside);
+        let (settled, taken) = done?;
+        if let Some(outcome) = settled {
+            each(&outcome);
+        }
+        next = taken;
+        match after_push(store, cfg, &batch, pushed, epoch)? {
+            Pushed::Answered(response) => answered = Some((batch, response)),
+            Pushed::Done(outcome @ UploadOutcome::Offline(_)) => return Ok(outcome),
+            Pushed::Done(outcome) => each(&outcome),
+        }
     }
-    let request = PushRequest {
+}
+
+/// [`next_batch`] in a transaction of its own.
+fn take_batch(
+    store: &mut Store,
+    cfg: &EngineConfig,
+    epoch: i64,
+) -> Result<Option<FrozenBatch>, SyncError> {
+    let now = cfg.now();
+    Ok(store.write(|tx| {
+        tx.check_epoch(epoch)?;
+        next_batch(tx, cfg, now, None)
+    })?)
+}
+
+/// The oldest frozen batch that is due, other than `sending` (the batch
+/// being pushed); else a new one. `None` when nothing is due.
+fn next_batch(
+    tx: &Tx<'_>,
+    cfg: &EngineConfig,
+    now: i64,
+    sending: Option<Id>,
+) -> acode_store::Result<Option<FrozenBatch>> {
+    match tx.frozen_batch(now, sending)? {
+        Some(b) => Ok(Some(b)),
+        None => build(tx, cfg, now),
+    }
+}
+
+/// Nothing to send: `Waiting` until a batch's retry time, or `Idle`.
+fn idle_or_waiting(store: &mut Store) -> Result<UploadOutcome, SyncError> {
+    Ok(store
+        .read(|tx| tx.next_retry_at())?
+        .map_or(UploadOutcome::Idle, UploadOutcome::Waiting))
+}
+
+fn request_for(
+    store: &mut Store,
+    cfg: &EngineConfig,
+    batch: &FrozenBatch,
+) -> Result<PushRequest, SyncError> {
+    Ok(PushRequest {
         device_oldest_unsettled: store.read(|tx| tx.oldest_unsettled_key())?,
         policy: cfg.policy,
         changes: batch.changes.iter().map(|c| c.change.clone()).collect(),
+    })
+}
+
+/// What a push came to: an answer to settle, or an outcome already final
+/// (the batch failed, or the remote could not be reached).
+enum Pushed {
+    Answered(PushResponse),
+    Done(UploadOutcome),
+}
+
+fn after_push(
+    store: &mut Store,
+    cfg: &EngineConfig,
+    batch: &FrozenBatch,
+    pushed: Result<PushResponse, TransportError>,
+    epoch: i64,
+) -> Result<Pushed, SyncError> {
+    let failed = |store: &mut Store, code, message: &str, retry| {
+        batch_failed(store, cfg, batch, epoch, code, message, retry).map(Pushed::Done)
     };
-    match transport.push(batch.key, &request).await {
-        Ok(response) if answers(&batch, &response) => {
-            let (outcome, next) = settle(store, cfg, &batch, &response, epoch)?;
-            *carried = next;
-            Ok(outcome)
-        }
-        Ok(_) => batch_failed(
+    match pushed {
+        Ok(response) if answers(batch, &response) => Ok(Pushed::Answered(response)),
+        Ok(_) => failed(
             store,
-            cfg,
-            &batch,
-            epoch,
             ErrorCode::SyncBatchFailed,
             "the answer does not match the batch",
             None,
         ),
-        Err(TransportError::Unreachable(why)) => Ok(UploadOutcome::Offline(format!(
+        Err(TransportError::Unreachable(why)) => Ok(Pushed::Done(UploadOutcome::Offline(format!(
             "{} {why}",
             ErrorCode::SyncConnectionFailed
+        )))),
+        Err(TransportError::Refused { code, message }) => Ok(Pushed::Done(UploadOutcome::Offline(
+            format!("{code} {message}"),
         ))),
-        Err(TransportError::Refused { code, message }) => {
-            Ok(UploadOutcome::Offline(format!("{code} {message}")))
-        }
         Err(TransportError::Transient {
             code,
             message,
             retry_after,
-        }) => batch_failed(store, cfg, &batch, epoch, code, &message, Some(retry_after)),
-        Err(TransportError::Permanent { code, message }) => {
-            batch_failed(store, cfg, &batch, epoch, code, &message, None)
-        }
-        Err(TransportError::CursorExpired) => batch_failed(
+        }) => failed(store, code, &message, Some(retry_after)),
+        Err(TransportError::Permanent { code, message }) => failed(store, code, &message, None),
+        Err(TransportError::CursorExpired) => failed(
             store,
-            cfg,
-            &batch,
-            epoch,
             ErrorCode::SyncBatchFailed,
             "unexpected answer to a push",
             None,
@@ -160,8 +291,9 @@ fn build(tx: &Tx<'_>, cfg: &EngineConfig, now: i64) -> acode_store::Result<Optio
     let mut bytes = 0;
     let mut in_batch: HashSet<(Entity, Id)> = HashSet::new();
     // Rows already planned or left waiting: their later entries (in a later
-    // window) go in a later batch, so a row is one change per batch.
-    let mut seen: HashSet<(Entity, Id)> = HashSet::new();
+    // window) go in a later batch, so a row is one change per batch. Rows
+    // of a batch still in flight wait for its answer.
+    let mut seen: HashSet<(Entity, Id)> = tx.rows_in_flight()?;
     let mut after = 0;
     // Windows of the oldest pending entries, until the batch is full or the
     // queue ends: rows that must wait (children of a parent that has not
@@ -393,15 +525,16 @@ pub(crate) fn write_preserved(files: Vec<Preserved>) {
 }
 
 /// Settles every result of an answered batch in one transaction, with
-/// capture suppressed (a remote winner is written to the local row).
-/// Settles every result of `batch` in one local transaction, and freezes
-/// the next batch in it (returned, `None` when nothing is due).
+/// capture suppressed (a remote winner is written to the local row); `then`
+/// takes the next batch in the same transaction (one local commit per
+/// batch, not two), or returns `None`.
 fn settle(
     store: &mut Store,
     cfg: &EngineConfig,
     batch: &FrozenBatch,
     response: &PushResponse,
     epoch: i64,
+    then: impl FnOnce(&Tx<'_>) -> acode_store::Result<Option<FrozenBatch>>,
 ) -> Result<(UploadOutcome, Option<FrozenBatch>), SyncError> {
     let now = cfg.now();
     let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -494,8 +627,7 @@ fn settle(
             tx.observe_hlc(&floor)?;
         }
         tx.log_sync("push", counts.uploaded as i64, None, now)?;
-        let next = build(tx, cfg, now)?;
-        Ok((counts, next))
+        Ok((counts, then(tx)?))
     })?;
     write_preserved(files);
     Ok((UploadOutcome::Settled(counts), next))

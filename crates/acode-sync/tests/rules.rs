@@ -35,8 +35,17 @@ async fn rule_1_a_lost_reply_then_a_new_edit_of_the_row_still_reaches_postgres()
         "the frozen batch (duplicate), then the new edit"
     );
     assert!(dev.queue().is_empty());
-    let (title, _, version, _) = pg_chat(&pg(&db).await, chat).await.unwrap();
+    let client = pg(&db).await;
+    let (title, _, version, _) = pg_chat(&client, chat).await.unwrap();
     assert_eq!((title.as_deref(), version), (Some("v2"), 2));
+    // The new edit was planned only once the first change was answered
+    // (the next batch is frozen while the resend is pushed): it went up on
+    // version 1, not as a rival of its own row.
+    assert!(dev.conflicts().is_empty());
+    assert_eq!(
+        pg_count(&client, "SELECT count(*) FROM sync_conflict_log").await,
+        0
+    );
     // The resend was exactly the frozen batch, under its key.
     let keys = dev.net.keys.lock().unwrap().clone();
     assert_eq!(keys.len(), 3);
@@ -518,6 +527,40 @@ async fn a_rejected_entry_fails_at_once_and_does_not_hold_up_the_others() {
 }
 
 #[tokio::test]
+async fn a_batch_that_fails_does_not_stop_the_batches_behind_it() {
+    let db = TestDb::create();
+    let mut dev = Dev::new(&db);
+    dev.cfg.batch_size = 2;
+    let chats: Vec<Id> = (0..6).map(|i| dev.chat(&format!("chat {i}"))).collect();
+    dev.net.set(Fault::TransientOnce);
+    let report = dev.sync().await;
+    // The first batch waits for its retry; the two behind it went up in
+    // the same round (each frozen while the one before was pushed).
+    assert_eq!((report.uploaded, report.failed), (4, 0), "{report:?}");
+    assert_eq!(dev.net.pushes.load(Ordering::SeqCst), 3);
+    let waiting: Vec<_> = dev
+        .queue()
+        .into_iter()
+        .map(|e| (e.entity_id, e.attempts))
+        .collect();
+    assert_eq!(waiting, vec![(chats[0], 1), (chats[1], 1)]);
+    // A row written while that batch waits goes up without waiting for it.
+    let later = dev.chat("written while a batch waits");
+    let report = dev.sync().await;
+    assert_eq!(report.uploaded, 1, "{report:?}");
+    assert!(pg_chat(&pg(&db).await, later).await.is_some());
+    assert_eq!(dev.queue().len(), 2);
+    dev.advance(Duration::from_secs(600));
+    let report = dev.sync().await;
+    assert_eq!(report.uploaded, 2);
+    assert!(dev.queue().is_empty());
+    let client = pg(&db).await;
+    for id in chats {
+        assert!(pg_chat(&client, id).await.is_some());
+    }
+}
+
+#[tokio::test]
 async fn rule_1_a_resent_batch_is_the_same_batch_even_when_rows_interleave() {
     let db = TestDb::create();
     let mut dev = Dev::new(&db);
@@ -607,6 +650,8 @@ async fn rule_10_a_device_behind_purged_tombstones_resyncs_from_zero() {
     assert!(!b.store.read(|tx| tx.resyncing()).unwrap());
 }
 
+/// Also rule 1 with batches overlapping: the new edit is not planned while
+/// the answer to the row's change in flight (a conflict) is unknown.
 #[tokio::test]
 async fn a_conflict_won_while_the_row_was_edited_again_keeps_the_newer_edit() {
     let db = TestDb::create();

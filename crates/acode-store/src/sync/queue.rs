@@ -1,7 +1,7 @@
 //! The upload queue: unsettled outbox entries, frozen batches (§15 rule 1)
 //! and their settlement.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use acode_protocol::{Change, Entity, Id};
 use rusqlite::OptionalExtension;
@@ -9,7 +9,7 @@ use rusqlite::OptionalExtension;
 use crate::Tx;
 use crate::error::{Result, StoreError};
 use crate::outbox::{ENTRY_COLUMNS, EntryStatus, OutboxEntry, RowStatus, entry};
-use crate::record::id_column;
+use crate::record::{id_column, parsed_column};
 
 /// One change of a frozen batch and the outbox entries it settles.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,21 +119,34 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The batch in flight, if any: exactly as it was frozen.
-    pub fn frozen_batch(&self) -> Result<Option<FrozenBatch>> {
+    /// The oldest frozen batch that is due at `now` (it has no retry time,
+    /// or that time has come), other than `skip` (a batch being pushed):
+    /// exactly as it was frozen. Batches are taken in the order of their
+    /// oldest entry.
+    pub fn frozen_batch(&self, now: i64, skip: Option<Id>) -> Result<Option<FrozenBatch>> {
+        let key: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT batch_key FROM sync_outbox INDEXED BY sync_outbox_in_flight
+                 WHERE status = 'in_flight' AND batch_key IS NOT ?2
+                 GROUP BY batch_key HAVING coalesce(max(next_retry_at), 0) <= ?1
+                 ORDER BY min(seq) LIMIT 1",
+            )?
+            .query_row((now, skip.map(|k| k.to_string())), |r| r.get(0))
+            .optional()?;
+        let Some(key) = key else {
+            return Ok(None);
+        };
         let mut stmt = self.conn.prepare_cached(
             "SELECT batch_key, seq, entity, entity_id, payload, attempts, next_retry_at
              FROM sync_outbox INDEXED BY sync_outbox_in_flight
-             WHERE status = 'in_flight' ORDER BY seq",
+             WHERE status = 'in_flight' AND batch_key = ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([key])?;
         let mut batch: Option<FrozenBatch> = None;
         let mut seqs_of: HashMap<(String, String), Vec<i64>> = HashMap::new();
         while let Some(row) = rows.next()? {
             let key: Id = id_column(row, 0)?;
-            if batch.as_ref().is_some_and(|b| b.key != key) {
-                continue; // One batch at a time; another waits its turn.
-            }
             let b = batch.get_or_insert_with(|| FrozenBatch {
                 key,
                 changes: Vec::new(),
@@ -169,6 +182,30 @@ impl Tx<'_> {
             }
         }
         Ok(batch)
+    }
+
+    /// When the first frozen batch waiting for its retry is due; `None`
+    /// when none waits.
+    pub fn next_retry_at(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT min(next_retry_at) FROM sync_outbox INDEXED BY sync_outbox_in_flight
+                 WHERE status = 'in_flight'",
+            )?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// The rows with an entry in a frozen batch: no new batch plans them
+    /// until that batch settles (a row is in one batch at a time, so each of
+    /// its changes is based on the answer to the one before).
+    pub fn rows_in_flight(&self) -> Result<HashSet<(Entity, Id)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT entity, entity_id FROM sync_outbox INDEXED BY sync_outbox_in_flight
+             WHERE status = 'in_flight'",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((parsed_column(r, 0)?, id_column(r, 1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Settles entries: `synced`, `superseded` or `failed` (with its
@@ -240,6 +277,14 @@ impl Tx<'_> {
         )?;
         let rows = stmt.query_map((after_seq, limit), entry)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether any entry waits to be planned into a batch (an index lookup).
+    pub fn has_pending(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM sync_outbox WHERE status = 'pending')")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// Whether any entry has failed (an index lookup).

@@ -34,6 +34,8 @@ pub enum Fault {
     Unreachable,
     /// The remote answers 5xx-like, without applying anything.
     Transient,
+    /// The next push fails as `Transient` does; the ones after go through.
+    TransientOnce,
     /// The push is applied, and its answer is lost on the way back.
     LoseReply,
 }
@@ -79,8 +81,11 @@ impl<T: Transport> Transport for Faulty<T> {
             Fault::Unreachable => Err(TransportError::Unreachable(
                 "connection refused (test)".into(),
             )),
-            Fault::Transient => {
+            Fault::Transient | Fault::TransientOnce => {
                 self.pushes.fetch_add(1, Ordering::SeqCst);
+                if self.fault() == Fault::TransientOnce {
+                    self.set(Fault::None);
+                }
                 Err(TransportError::Transient {
                     code: ErrorCode::SyncBatchFailed,
                     message: "server error (test)".into(),
@@ -114,7 +119,7 @@ impl<T: Transport> Transport for Faulty<T> {
             Fault::Unreachable => Err(TransportError::Unreachable(
                 "connection refused (test)".into(),
             )),
-            Fault::Transient => Err(TransportError::Transient {
+            Fault::Transient | Fault::TransientOnce => Err(TransportError::Transient {
                 code: ErrorCode::SyncBatchFailed,
                 message: "server error (test)".into(),
                 retry_after: None,
