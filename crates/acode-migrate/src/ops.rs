@@ -194,7 +194,9 @@ impl Migrator {
                     .map_err(MigrateError::pg("recording UUID maps"))?;
             }
         }
-        let mut plans = Vec::new();
+        // What each selected table needs measured: all its columns, or for
+        // a table acode created (types already fixed) only its keys.
+        let mut wanted = Vec::new();
         for table in &schema.tables {
             if !selected.is_empty() && !selected.contains(&table.name) {
                 continue;
@@ -214,16 +216,26 @@ impl Migrator {
                         .map(|(_, c)| c.clone()),
                 )
                 .collect();
-            let measured =
-                stats::measure(&conn, table, &shown, trusted.then_some(keys.as_slice()))?;
-            plans.push(plan::build(
+            wanted.push((table, existing, trusted, trusted.then_some(keys)));
+        }
+        let measured = self.measure_all(
+            &wanted
+                .iter()
+                .map(|(t, _, _, only)| (*t, only.as_deref()))
+                .collect::<Vec<_>>(),
+        )?;
+        let mut plans = Vec::new();
+        for ((table, existing, trusted, _), measured) in wanted.into_iter().zip(measured) {
+            let mut plan = plan::build(
                 table,
-                &measured,
+                &measured.columns,
                 existing.as_ref(),
                 &maps,
                 &self.target.schema,
                 trusted,
-            ));
+            );
+            plan.counted_rows = measured.rows;
+            plans.push(plan);
         }
         Ok(Prepared {
             schema,
@@ -231,6 +243,132 @@ impl Migrator {
             client,
             conn,
         })
+    }
+
+    /// Copies the tables `work` has left, one at a time, on `client`: the
+    /// pass from the table's checkpoint, then its key and indexes when
+    /// this run loaded it first. Stops at the first error of any copier.
+    async fn copy_tables(&self, client: &mut Object, work: &Copying<'_>) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        loop {
+            if work.failed.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let next = work.queue.lock().ok().and_then(|mut q| q.pop_front());
+            let Some(i) = next else {
+                return Ok(());
+            };
+            let copied = self.copy_table(client, work, i).await;
+            match copied {
+                Ok(run) => {
+                    if let Ok(mut done) = work.done.lock() {
+                        done[i] = Some(run);
+                    }
+                }
+                Err(e) => {
+                    work.failed.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn copy_table(
+        &self,
+        client: &mut Object,
+        work: &Copying<'_>,
+        i: usize,
+    ) -> Result<TableRun> {
+        let plan = Arc::new(work.plans[i].clone());
+        let counts =
+            match checkpoint::start_table(client, work.run_id, &self.source_id, plan.name()).await?
+            {
+                checkpoint::Start::Done(counts) => counts,
+                checkpoint::Start::Go(resume) => {
+                    // For the progress bar: the measuring scan's count, or a
+                    // count of its own.
+                    let rows = match (plan.counted_rows, work.conn.lock()) {
+                        (Some(n), _) => n,
+                        (None, Ok(conn)) => schema::count_rows(&conn, plan.name(), &self.shown())?,
+                        (None, Err(_)) => 0,
+                    };
+                    work.progress.table_started(plan.name(), rows);
+                    let counts = engine::pass(
+                        client,
+                        self.pass(
+                            plan.clone(),
+                            work.opts,
+                            Mode::Apply,
+                            work.progress,
+                            None,
+                            resume,
+                        ),
+                    )
+                    .await?;
+                    work.progress.table_finished(plan.name());
+                    counts
+                }
+            };
+        if plan.loading {
+            finish_first_load(client, &plan).await?;
+        }
+        let mut notes = Vec::new();
+        if plan.created_by_acode {
+            notes.extend(ensure_indexes(client, &plan).await?);
+        }
+        Ok(TableRun {
+            table: plan.name().to_owned(),
+            created: work.created.contains(plan.name()),
+            counts,
+            notes,
+        })
+    }
+
+    /// Measures tables (see [`stats::measure`]), several at once: each
+    /// scan is one SQLite statement on one core, so each core takes tables
+    /// in turn, on a source connection of its own.
+    fn measure_all(
+        &self,
+        tables: &[(&schema::Table, Option<&[String]>)],
+    ) -> Result<Vec<stats::Measured>> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let shown = self.shown();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(tables.len());
+        let conns = (0..threads)
+            .map(|_| schema::open_source(&self.source))
+            .collect::<Result<Vec<_>>>()?;
+        let next = AtomicUsize::new(0);
+        let results: Vec<std::sync::Mutex<Option<Result<stats::Measured>>>> =
+            tables.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for conn in conns {
+                let (next, results, shown) = (&next, &results, &shown);
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some((table, only)) = tables.get(i) else {
+                            return;
+                        };
+                        let measured = stats::measure(&conn, table, shown, *only);
+                        *results[i]
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(measured);
+                    }
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|slot| {
+                slot.into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .unwrap_or_else(|| {
+                        Err(MigrateError::source(&shown, "a table was not measured"))
+                    })
+            })
+            .collect()
     }
 
     /// Compares source and target without writing any table; records the
@@ -247,7 +385,11 @@ impl Migrator {
             let plan = Arc::new(plan);
             let mut problems = plan.problems.clone();
             problems.extend(fk_notes(&conn, &plan, &schema));
-            let source_rows = schema::count_rows(&conn, plan.name(), &self.shown())?;
+            // Analyze measures every column: its scan counted the rows.
+            let source_rows = match plan.counted_rows {
+                Some(n) => n,
+                None => schema::count_rows(&conn, plan.name(), &self.shown())?,
+            };
             let (target_rows, missing, changed, extra) = if let Some(b) = &plan.blocker {
                 problems.push(b.clone());
                 (None, None, None, None)
@@ -400,24 +542,27 @@ impl Migrator {
                 .map_err(MigrateError::pg("creating tables"))?;
         }
         let mut notes = Vec::new();
-        // Chunks commit without waiting for the WAL flush; the commit that
-        // ends the run waits (synchronous_commit on), and so makes every
-        // chunk before it durable. A crash of PostgreSQL loses at most a
-        // tail of chunks together with their checkpoints.
-        client
-            .batch_execute("SET synchronous_commit = off")
-            .await
-            .map_err(MigrateError::pg("preparing the data connection"))?;
-        if let Err(e) = client
-            .batch_execute("SET session_replication_role = replica")
-            .await
-        {
+        let replica = data_session(&client).await?;
+        if let Some(e) = &replica {
             notes.push(format!(
-                "foreign keys are checked while copying (session_replication_role could not be set: {}): tables are copied parents first",
-                e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned())
+                "foreign keys are checked while copying (session_replication_role could not be set: {e}): tables are copied parents first, one at a time"
             ));
         }
-        let mut tables = Vec::new();
+        // With foreign keys unchecked while copying, a second connection
+        // copies tables beside the first (largest first): one table's
+        // pipeline (the source reader, then PostgreSQL) keeps about one of
+        // the cores busy.
+        let mut second = None;
+        if replica.is_none()
+            && plans.len() > 1
+            && let Ok(c) = self.target.client().await
+        {
+            // Without it, one connection copies them all.
+            match data_session(&c).await {
+                Ok(None) => second = Some(c),
+                _ => end_data_session(&c).await,
+            }
+        }
         let conn = std::sync::Mutex::new(conn);
         let outcome = async {
             // In replica mode: the rehash is acode's write, and fires none
@@ -429,31 +574,36 @@ impl Migrator {
             if continued {
                 notes.push("continuing a run that was cut short: finished tables are skipped, the others resume from their checkpoints".into());
             }
-            for plan in &plans {
-                let plan = Arc::new(plan.clone());
-                let counts = match checkpoint::start_table(&client, &run_id, &self.source_id, plan.name()).await? {
-                    checkpoint::Start::Done(counts) => counts,
-                    checkpoint::Start::Go(resume) => {
-                        let rows = match conn.lock() {
-                            Ok(conn) => schema::count_rows(&conn, plan.name(), &self.shown())?,
-                            Err(_) => 0,
-                        };
-                        progress.table_started(plan.name(), rows);
-                        let counts =
-                            engine::pass(&mut client, self.pass(plan.clone(), opts, Mode::Apply, progress, None, resume)).await?;
-                        progress.table_finished(plan.name());
-                        counts
-                    }
-                };
-                if plan.loading {
-                    finish_first_load(&mut client, &plan).await?;
-                }
-                let mut table_notes = Vec::new();
-                if plan.created_by_acode {
-                    table_notes.extend(ensure_indexes(&client, &plan).await?);
-                }
-                tables.push(TableRun { table: plan.name().to_owned(), created: created.contains(plan.name()), counts, notes: table_notes });
+            let mut order: Vec<usize> = (0..plans.len()).collect();
+            if second.is_some() {
+                order.sort_by_key(|&i| std::cmp::Reverse(plans[i].counted_rows.unwrap_or(0)));
             }
+            let work = Copying {
+                plans: &plans,
+                queue: std::sync::Mutex::new(order.into()),
+                done: std::sync::Mutex::new(vec![None; plans.len()]),
+                failed: std::sync::atomic::AtomicBool::new(false),
+                run_id: &run_id,
+                created: &created,
+                opts,
+                progress,
+                conn: &conn,
+            };
+            let (first, other) = tokio::join!(self.copy_tables(&mut client, &work), async {
+                match second.as_mut() {
+                    Some(c) => self.copy_tables(c, &work).await,
+                    None => Ok(()),
+                }
+            });
+            first?;
+            other?;
+            let mut tables: Vec<TableRun> = work
+                .done
+                .into_inner()
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect();
             for (i, plan) in plans.iter().enumerate() {
                 if plan.created_by_acode {
                     let fk = ensure_foreign_keys(&client, &conn, plan, &schema, &self.target).await?;
@@ -465,13 +615,14 @@ impl Migrator {
                 .await
                 .map_err(MigrateError::pg("finishing the run"))?;
             checkpoint::finish_run(&client, &run_id).await?;
-            Ok::<(), MigrateError>(())
+            Ok::<Vec<TableRun>, MigrateError>(tables)
         }
         .await;
-        let _ = client
-            .batch_execute("RESET session_replication_role; RESET synchronous_commit")
-            .await;
-        outcome?;
+        end_data_session(&client).await;
+        if let Some(c) = &second {
+            end_data_session(c).await;
+        }
+        let tables = outcome?;
         let copied = tables.iter().map(TableRun::copied).sum();
         let deleted = tables.iter().map(|t| t.counts.deleted).sum();
         Ok(RunReport {
@@ -765,6 +916,49 @@ impl Migrator {
 
 /// `TABLE.COL` against the schema: table names may hold dots, so every
 /// split is tried. The column must be the table's single-column key.
+/// The tables of a run, shared by the connections copying them.
+struct Copying<'a> {
+    plans: &'a [TablePlan],
+    /// Indexes into `plans` not yet taken, in the order to take them.
+    queue: std::sync::Mutex<std::collections::VecDeque<usize>>,
+    done: std::sync::Mutex<Vec<Option<TableRun>>>,
+    failed: std::sync::atomic::AtomicBool,
+    run_id: &'a str,
+    created: &'a BTreeSet<String>,
+    opts: &'a Options,
+    progress: &'a dyn Progress,
+    conn: &'a std::sync::Mutex<Connection>,
+}
+
+/// Sets up a connection to copy with. Chunks commit without waiting for
+/// the WAL flush; the commit that ends the run waits (synchronous_commit
+/// on), and so makes every chunk before it durable, whichever connection
+/// wrote it (the WAL is flushed in order). A crash of PostgreSQL loses at
+/// most a tail of chunks together with their checkpoints. Foreign keys
+/// are not checked while copying (replica mode): the returned message says
+/// why, when that could not be set.
+async fn data_session(client: &Object) -> Result<Option<String>> {
+    client
+        .batch_execute("SET synchronous_commit = off")
+        .await
+        .map_err(MigrateError::pg("preparing the data connection"))?;
+    Ok(client
+        .batch_execute("SET session_replication_role = replica")
+        .await
+        .err()
+        .map(|e| {
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+        }))
+}
+
+/// Undoes [`data_session`] before the connection goes back to the pool.
+async fn end_data_session(client: &Object) {
+    let _ = client
+        .batch_execute("RESET session_replication_role; RESET synchronous_commit")
+        .await;
+}
+
 fn resolve_uuid_map(schema: &Schema, spec: &str) -> Result<(String, String)> {
     for (i, _) in spec.match_indices('.') {
         let (t, c) = (&spec[..i], &spec[i + 1..]);

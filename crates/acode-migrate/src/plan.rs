@@ -76,6 +76,9 @@ pub struct TablePlan {
     pub problems: Vec<String>,
     pub blocker: Option<String>,
     pub incompatible: bool,
+    /// The source's rows as the measuring scan counted them; `None` when
+    /// no column was measured.
+    pub counted_rows: Option<u64>,
 }
 
 pub fn build(
@@ -320,6 +323,7 @@ pub fn build(
         problems,
         blocker,
         incompatible,
+        counted_rows: None,
     };
     if let Some(ex) = existing
         && ex.created_by_acode

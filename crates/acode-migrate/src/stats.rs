@@ -44,6 +44,13 @@ impl ColumnStats {
     }
 }
 
+/// The columns of a table as one scan measured them.
+pub struct Measured {
+    pub columns: Vec<ColumnStats>,
+    /// The rows the scan read; `None` when no column was measured (no scan).
+    pub rows: Option<u64>,
+}
+
 /// Measures the columns of `table` in one scan: all of them, or only
 /// those named in `only` (the others get empty stats). The values are
 /// read and classified here rather than by SQL aggregates, which cost
@@ -53,13 +60,16 @@ pub fn measure(
     table: &Table,
     path: &str,
     only: Option<&[String]>,
-) -> Result<Vec<ColumnStats>> {
+) -> Result<Measured> {
     let picked: Vec<usize> = (0..table.columns.len())
         .filter(|&i| only.is_none_or(|o| o.contains(&table.columns[i].name)))
         .collect();
     let mut out = vec![ColumnStats::default(); table.columns.len()];
     if picked.is_empty() {
-        return Ok(out);
+        return Ok(Measured {
+            columns: out,
+            rows: None,
+        });
     }
     let list: Vec<String> = picked
         .iter()
@@ -71,12 +81,17 @@ pub fn measure(
     };
     let mut stmt = conn.prepare(&sql).map_err(fail)?;
     let mut rows = stmt.query([]).map_err(fail)?;
+    let mut count = 0;
     while let Some(r) = rows.next().map_err(fail)? {
+        count += 1;
         for (pos, &i) in picked.iter().enumerate() {
             out[i].add(r.get_ref(pos).map_err(fail)?);
         }
     }
-    Ok(out)
+    Ok(Measured {
+        columns: out,
+        rows: Some(count),
+    })
 }
 
 impl ColumnStats {
