@@ -604,11 +604,32 @@ impl Migrator {
                 .into_iter()
                 .flatten()
                 .collect();
-            for (i, plan) in plans.iter().enumerate() {
-                if plan.created_by_acode {
-                    let fk = ensure_foreign_keys(&client, &conn, plan, &schema, &self.target).await?;
-                    tables[i].notes.extend(fk);
+            // Foreign keys last, once every table has its key: by both
+            // connections too, each checking the source with its own.
+            let keying = Keying {
+                plans: &plans,
+                schema: &schema,
+                target: &self.target,
+                queue: std::sync::Mutex::new(
+                    (0..plans.len()).filter(|&i| plans[i].created_by_acode).collect(),
+                ),
+                notes: std::sync::Mutex::new(vec![Vec::new(); plans.len()]),
+                adding: tokio::sync::Mutex::new(()),
+            };
+            let second_source = match &second {
+                Some(_) => Some(std::sync::Mutex::new(schema::open_source(&self.source)?)),
+                None => None,
+            };
+            let (first, other) = tokio::join!(add_foreign_keys(&client, &conn, &keying), async {
+                match (&second, &second_source) {
+                    (Some(c), Some(source)) => add_foreign_keys(c, source, &keying).await,
+                    _ => Ok(()),
                 }
+            });
+            first?;
+            other?;
+            for (table, notes) in tables.iter_mut().zip(keying.notes.into_inner().unwrap_or_default()) {
+                table.notes.extend(notes);
             }
             client
                 .batch_execute("SET synchronous_commit = on")
@@ -1131,6 +1152,7 @@ async fn ensure_indexes(client: &Object, plan: &TablePlan) -> Result<Vec<String>
 async fn ensure_foreign_keys(
     client: &Object,
     conn: &std::sync::Mutex<Connection>,
+    adding: &tokio::sync::Mutex<()>,
     plan: &TablePlan,
     schema: &Schema,
     target: &Target,
@@ -1145,10 +1167,17 @@ async fn ensure_foreign_keys(
             "acode_fk",
             &format!("{}_{}_fkey", plan.name(), fk.columns.join("_")),
         );
-        if existing.constraints.contains(&name) || schema.table(&fk.parent).is_none() {
+        let what = format!("foreign key ({}) → {}", fk.columns.join(", "), fk.parent);
+        if existing.constraints.contains(&name) {
+            // Added by a run cut short before it was validated.
+            if existing.unvalidated.contains(&name) {
+                notes.extend(validate_foreign_key(client, plan, &name, &what).await);
+            }
             continue;
         }
-        let what = format!("foreign key ({}) → {}", fk.columns.join(", "), fk.parent);
+        if schema.table(&fk.parent).is_none() {
+            continue;
+        }
         let Some(parent) = target::existing(client, &target.schema, &fk.parent).await? else {
             notes.push(format!(
                 "{what}: the parent table is not in the target yet; not created"
@@ -1187,20 +1216,98 @@ async fn ensure_foreign_keys(
         }
         let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
         let pcols: Vec<String> = fk.parent_columns.iter().map(|c| quote(c)).collect();
+        // Added without checking the rows (a moment's lock on both
+        // tables), then checked under locks that let other tables' keys be
+        // checked at the same time.
         let sql = format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) DEFERRABLE INITIALLY DEFERRED",
+            "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) DEFERRABLE INITIALLY DEFERRED NOT VALID",
             plan.qualified,
             quote(&name),
             cols.join(", "),
             target.qualified(&fk.parent),
             pcols.join(", ")
         );
-        if let Err(e) = client.batch_execute(&sql).await {
-            notes.push(format!(
+        // One addition at a time across connections: two at once, on
+        // tables that reference each other, could deadlock. The checks that
+        // follow cannot (each locks its parent only in a mode no check or
+        // addition conflicts with).
+        let adding = adding.lock().await;
+        let added = client.batch_execute(&sql).await;
+        drop(adding);
+        match added {
+            Ok(()) => notes.extend(validate_foreign_key(client, plan, &name, &what).await),
+            Err(e) => notes.push(format!(
                 "{what}: not created: {}",
                 crate::error::pg_error(String::new(), &e)
-            ));
+            )),
         }
     }
     Ok(notes)
+}
+
+/// Checks the rows against a foreign key added `NOT VALID`; a key the
+/// rows break is dropped again (a note says why).
+async fn validate_foreign_key(
+    client: &Object,
+    plan: &TablePlan,
+    name: &str,
+    what: &str,
+) -> Option<String> {
+    let sql = format!(
+        "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+        plan.qualified,
+        quote(name)
+    );
+    let e = client.batch_execute(&sql).await.err()?;
+    let _ = client
+        .batch_execute(&format!(
+            "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+            plan.qualified,
+            quote(name)
+        ))
+        .await;
+    Some(format!(
+        "{what}: not created: {}",
+        crate::error::pg_error(String::new(), &e)
+    ))
+}
+
+/// The foreign keys of a run's tables, added by the connections that
+/// copied them.
+struct Keying<'a> {
+    plans: &'a [TablePlan],
+    schema: &'a Schema,
+    target: &'a Target,
+    /// Indexes into `plans` not yet taken.
+    queue: std::sync::Mutex<std::collections::VecDeque<usize>>,
+    notes: std::sync::Mutex<Vec<Vec<String>>>,
+    /// Held while a key is added (see [`ensure_foreign_keys`]).
+    adding: tokio::sync::Mutex<()>,
+}
+
+/// Adds the foreign keys of the tables `work` has left, one table at a
+/// time, on `client`; `conn` checks the source's rows first.
+async fn add_foreign_keys(
+    client: &Object,
+    conn: &std::sync::Mutex<Connection>,
+    work: &Keying<'_>,
+) -> Result<()> {
+    loop {
+        let next = work.queue.lock().ok().and_then(|mut q| q.pop_front());
+        let Some(i) = next else {
+            return Ok(());
+        };
+        let notes = ensure_foreign_keys(
+            client,
+            conn,
+            &work.adding,
+            &work.plans[i],
+            work.schema,
+            work.target,
+        )
+        .await?;
+        if let Ok(mut all) = work.notes.lock() {
+            all[i] = notes;
+        }
+    }
 }

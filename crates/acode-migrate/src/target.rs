@@ -115,6 +115,8 @@ pub struct Existing {
     pub loading: bool,
     /// Names of its constraints and indexes.
     pub constraints: Vec<String>,
+    /// Names of its constraints not yet validated (`NOT VALID`).
+    pub unvalidated: Vec<String>,
     /// Its user-defined triggers (to check the row-hash triggers).
     pub triggers: Vec<crate::rowhash::ExistingTrigger>,
 }
@@ -195,6 +197,16 @@ pub async fn existing(client: &Object, schema: &str, name: &str) -> Result<Optio
         .into_iter()
         .map(|r| r.get::<_, String>(0))
         .collect();
+    let unvalidated = client
+        .query(
+            "SELECT conname::text FROM pg_constraint WHERE conrelid = $1 AND NOT convalidated",
+            &[&oid],
+        )
+        .await
+        .map_err(MigrateError::pg(ctx()))?
+        .into_iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
     let triggers = client
         .query(
             "SELECT t.tgname::text, t.tgenabled::text, p.proname::text, p.prosrc
@@ -219,6 +231,7 @@ pub async fn existing(client: &Object, schema: &str, name: &str) -> Result<Optio
         created_by_acode: loading || comment.as_deref() == Some(CREATED_COMMENT),
         loading,
         constraints,
+        unvalidated,
         triggers,
     }))
 }
