@@ -186,27 +186,25 @@ pub async fn existing(client: &Object, schema: &str, name: &str) -> Result<Optio
         .into_iter()
         .map(|r| r.get::<_, Vec<String>>(0))
         .collect();
-    let constraints = client
+    // Constraints and indexes by name; a constraint added `NOT VALID` and
+    // not yet validated is listed in `unvalidated` too.
+    let named: Vec<(String, bool)> = client
         .query(
-            "SELECT conname::text FROM pg_constraint WHERE conrelid = $1
-             UNION ALL SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1",
+            "SELECT conname::text, convalidated FROM pg_constraint WHERE conrelid = $1
+             UNION ALL SELECT c.relname::text, true FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1",
             &[&oid],
         )
         .await
         .map_err(MigrateError::pg(ctx()))?
         .into_iter()
-        .map(|r| r.get::<_, String>(0))
+        .map(|r| (r.get::<_, String>(0), r.get::<_, bool>(1)))
         .collect();
-    let unvalidated = client
-        .query(
-            "SELECT conname::text FROM pg_constraint WHERE conrelid = $1 AND NOT convalidated",
-            &[&oid],
-        )
-        .await
-        .map_err(MigrateError::pg(ctx()))?
-        .into_iter()
-        .map(|r| r.get::<_, String>(0))
+    let unvalidated = named
+        .iter()
+        .filter(|(_, valid)| !valid)
+        .map(|(n, _)| n.clone())
         .collect();
+    let constraints = named.into_iter().map(|(n, _)| n).collect();
     let triggers = client
         .query(
             "SELECT t.tgname::text, t.tgenabled::text, p.proname::text, p.prosrc
