@@ -1,7 +1,8 @@
 //! `acode migrate …` end to end: analyze, run, validate (exit 1 on a
 //! mismatch, with a report file), check-record, checkpoints, jobs, clear
-//! errors with stable codes, and a run killed with SIGKILL 20 times that
-//! resumes from its checkpoints.
+//! errors with stable codes, a run killed with SIGKILL 20 times that
+//! resumes from its checkpoints, and tracked runs (`--track-changes`)
+//! killed while the source changes that lose no change.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -356,4 +357,130 @@ fn a_run_killed_20_times_resumes_and_ends_equal() {
         "0"
     );
     assert_eq!(psql(&url, "SELECT count(*) FROM \"order lines\""), "24000");
+}
+
+/// Spawns `acode args` in `dir` and kills it with SIGKILL at a random
+/// moment within `window_ms` unless it ended before; returns whether it
+/// was killed.
+fn run_and_maybe_kill(dir: &Path, args: &[&str], window_ms: std::ops::Range<u64>) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_acode"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_millis(fastrand::u64(window_ms));
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed = child.try_wait().unwrap().is_none();
+    if killed {
+        child.kill().unwrap(); // SIGKILL
+    }
+    child.wait().unwrap();
+    killed
+}
+
+#[test]
+fn tracked_runs_killed_while_the_source_changes_lose_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = shop(d, 8000);
+    let src = format!("sqlite:{}", path.display());
+    let db = TestDb::create();
+    let url = db.url();
+    let tracked = [
+        "migrate",
+        "run",
+        "--track-changes",
+        "--batch-size",
+        "100",
+        "--source",
+        &src,
+        "--target",
+        &url,
+    ];
+    let first = ok(d, &tracked);
+    assert!(
+        first["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["incremental"] == false)
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut killed = 0;
+    for round in 0..12 {
+        conn.execute_batch(&format!(
+            r#"BEGIN;
+            UPDATE customers SET name = name || '·' WHERE id % 7 = {r7};
+            UPDATE "order lines" SET qty = qty + 1 WHERE order_id % 5 = {r5};
+            DELETE FROM "order lines" WHERE order_id % 97 = {round} AND line = 3;
+            INSERT OR IGNORE INTO "order lines" (order_id, line, sku, qty)
+              SELECT id, 4 + {round}, 'P001', 1 FROM orders WHERE id % 50 = {round};
+            UPDATE "order lines" SET line = 40 + {round} WHERE order_id = 1 + {round} AND line = 1;
+            UPDATE products SET title = 'Runde {round}' WHERE sku <= 'P010';
+            COMMIT;"#,
+            r7 = round % 7,
+            r5 = round % 5,
+        ))
+        .unwrap();
+        if run_and_maybe_kill(d, &tracked, 20..400) {
+            killed += 1;
+        }
+    }
+    assert!(killed > 0);
+    let last = ok(d, &tracked);
+    // Every cut-short run left a cursor the last one could continue from.
+    let tables = last["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 4);
+    assert!(tables.iter().all(|t| t["incremental"] == true), "{last}");
+    let valid = ok(
+        d,
+        &["migrate", "validate", "--source", &src, "--target", &url],
+    );
+    assert_eq!(valid["ok"], true, "{valid}");
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM (SELECT order_id, line FROM \"order lines\" GROUP BY 1, 2 HAVING count(*) > 1) d"
+        ),
+        "0"
+    );
+    // A tracked run of a source that did not change writes nothing.
+    let idle = ok(d, &tracked);
+    assert_eq!(
+        (idle["copied"].as_u64(), idle["deleted"].as_u64()),
+        (Some(0), Some(0))
+    );
+    // Untracking removes the log from the source, and says so.
+    let untracked = ok(d, &["migrate", "untrack", "--source", &src]);
+    assert_eq!(untracked["tables"], 4);
+    let left: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE '\\_\\_acode%' ESCAPE '\\'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    // A file that is not SQLite is refused and left as it was.
+    let junk = d.join("junk.txt");
+    std::fs::write(&junk, "not a database").unwrap();
+    let refused = acode(
+        d,
+        &[
+            "migrate",
+            "untrack",
+            "--source",
+            &format!("sqlite:{}", junk.display()),
+        ],
+    );
+    assert_eq!(refused.code, 1);
+    assert_eq!(refused.error_code(), "ACODE-MIGRATE-001");
+    assert_eq!(std::fs::read_to_string(&junk).unwrap(), "not a database");
 }

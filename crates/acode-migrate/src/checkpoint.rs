@@ -122,3 +122,108 @@ pub async fn start_table(
         .map_err(MigrateError::pg(ctx()))?;
     Ok(Start::Go(None))
 }
+
+/// Where a tracked table's cursor lives: source, target schema, table.
+#[derive(Clone, Copy, Debug)]
+pub struct CursorKey<'a> {
+    pub source: &'a str,
+    pub schema: &'a str,
+    pub table: &'a str,
+}
+
+/// A target's cursor into a source's change log (see [`crate::track`]).
+#[derive(Clone, Debug)]
+pub struct Cursor {
+    pub generation: String,
+    pub seq: i64,
+    pub ready: bool,
+}
+
+/// The cursors of every table of `source` in `schema`.
+pub async fn read_cursors(
+    client: &Object,
+    source: &str,
+    schema: &str,
+) -> Result<std::collections::BTreeMap<String, Cursor>> {
+    let rows = client
+        .query(
+            "SELECT table_name, generation, seq, ready FROM acode_migrate.change_cursors
+             WHERE source = $1 AND target_schema = $2",
+            &[&source, &schema],
+        )
+        .await
+        .map_err(MigrateError::pg("reading change cursors"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Cursor {
+                    generation: r.get(1),
+                    seq: r.get(2),
+                    ready: r.get(3),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Records, before a full pass reads its first row, where the change log
+/// stood: once the pass is done ([`finish_cursor`]) the target holds every
+/// change up to there.
+pub async fn begin_cursor(
+    client: &Object,
+    key: CursorKey<'_>,
+    generation: &str,
+    seq: i64,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO acode_migrate.change_cursors (source, target_schema, table_name, generation, seq, ready)
+             VALUES ($1, $2, $3, $4, $5, false)
+             ON CONFLICT (source, target_schema, table_name) DO UPDATE
+               SET generation = EXCLUDED.generation, seq = EXCLUDED.seq, ready = false, updated_at = now()",
+            &[&key.source, &key.schema, &key.table, &generation, &seq],
+        )
+        .await
+        .map_err(MigrateError::pg(format!("recording the change cursor of {}", key.table)))?;
+    Ok(())
+}
+
+/// Marks the cursor a finished full pass began as usable, if it is still
+/// of `generation`.
+pub async fn finish_cursor(client: &Object, key: CursorKey<'_>, generation: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE acode_migrate.change_cursors SET ready = true, updated_at = now()
+             WHERE source = $1 AND target_schema = $2 AND table_name = $3 AND generation = $4",
+            &[&key.source, &key.schema, &key.table, &generation],
+        )
+        .await
+        .map_err(MigrateError::pg(format!(
+            "recording the change cursor of {}",
+            key.table
+        )))?;
+    Ok(())
+}
+
+/// Moves a ready cursor to `seq` (in the transaction that applied the
+/// changes up to it).
+pub async fn save_cursor<C: tokio_postgres::GenericClient>(
+    client: &C,
+    key: CursorKey<'_>,
+    seq: i64,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE acode_migrate.change_cursors SET seq = $4, updated_at = now()
+             WHERE source = $1 AND target_schema = $2 AND table_name = $3",
+            &[&key.source, &key.schema, &key.table, &seq],
+        )
+        .await
+        .map_err(MigrateError::pg(format!(
+            "moving the change cursor of {}",
+            key.table
+        )))?;
+    Ok(())
+}

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
+use crate::checkpoint::{CursorKey, save_cursor};
 use crate::error::{MigrateError, Result};
 use crate::plan::{Row, TablePlan};
 use crate::value::{Cell, SqlValue, derive_uuid, uuid_text};
@@ -50,6 +51,12 @@ pub struct Counts {
     pub deleted: u64,
     /// The pass continued from a checkpoint of a killed run.
     pub resumed: bool,
+    /// Only the rows named by the source's change log were read
+    /// ([`incremental`]); `changes`: how many entries.
+    #[serde(default)]
+    pub incremental: bool,
+    #[serde(default)]
+    pub changes: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -435,17 +442,7 @@ pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
         lo = hi;
     }
     if p.mode == Mode::Apply {
-        client
-            .execute(
-                "UPDATE acode_migrate.migration_checkpoints SET status = 'done', updated_at = now() WHERE table_name = $1",
-                &[&name],
-            )
-            .await
-            .map_err(MigrateError::pg(format!("finishing the checkpoint of {name}")))?;
-        client
-            .batch_execute("DROP TABLE IF EXISTS pg_temp.acode_stage; DROP TABLE IF EXISTS pg_temp.acode_stage_del")
-            .await
-            .map_err(MigrateError::pg("dropping staging tables"))?;
+        finish_pass(client, &name).await?;
     }
     Ok(counts)
 }
@@ -462,21 +459,8 @@ async fn apply(
 ) -> Result<()> {
     let name = plan.name();
     let ctx = |what: &str| format!("{what} table {name}");
-    let tx = client
-        .transaction()
-        .await
-        .map_err(MigrateError::pg(ctx("starting a transaction on")))?;
-    if plan.stored_hash {
-        tx.batch_execute(rowhash::MARK_OWN_WRITES)
-            .await
-            .map_err(MigrateError::pg(ctx("starting a transaction on")))?;
-    }
+    let tx = begin(client, plan).await?;
     if !diff.extra.is_empty() {
-        let key_types: Vec<Type> = plan
-            .key
-            .iter()
-            .map(|&i| plan.columns[i].kind.pg_type())
-            .collect();
         let ns = plan
             .uuid_key
             .as_ref()
@@ -489,84 +473,29 @@ async fn apply(
                 _ => k.clone(),
             })
             .collect();
-        copy_in(
-            &tx,
-            &format!(
-                "COPY pg_temp.acode_stage_del ({}) FROM STDIN (FORMAT binary)",
-                plan.quoted_key()
-            ),
-            &key_types,
-            keys.iter().map(|k| (k.as_slice(), None)),
-        )
-        .await
-        .map_err(MigrateError::pg(ctx("staging deletes of")))?;
-        tx.execute(&plan.delete_sql(), &[])
-            .await
-            .map_err(MigrateError::pg(ctx("deleting extra rows of")))?;
+        delete_keys(&tx, plan, &keys).await?;
     }
-    let mut types: Vec<Type> = plan.columns.iter().map(|c| c.kind.pg_type()).collect();
-    if plan.stored_hash {
-        types.push(Type::INT8);
-    }
-    #[allow(clippy::cast_possible_wrap)] // the bits, as PostgreSQL keeps them
-    let upserts = diff.missing.iter().chain(diff.changed.iter()).map(|&i| {
-        let r = &rows[i];
-        (
-            r.cells.as_slice(),
-            plan.stored_hash.then_some(r.hash as i64),
-        )
-    });
+    let upserts = diff
+        .missing
+        .iter()
+        .chain(diff.changed.iter())
+        .map(|&i| &rows[i]);
     if empty_range {
-        copy_in(
-            &tx,
-            &format!(
-                "COPY {} ({}) FROM STDIN (FORMAT binary)",
-                plan.qualified,
-                plan.write_columns()
-            ),
-            &types,
-            upserts,
-        )
-        .await
-        .map_err(MigrateError::pg(ctx("copying rows into")))?;
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            plan.qualified,
+            plan.write_columns()
+        );
+        copy_rows(&tx, plan, &sql, upserts)
+            .await
+            .map_err(MigrateError::pg(ctx("copying rows into")))?;
     } else if !(diff.missing.is_empty() && diff.changed.is_empty()) {
-        copy_in(
-            &tx,
-            &format!(
-                "COPY pg_temp.acode_stage ({}) FROM STDIN (FORMAT binary)",
-                plan.write_columns()
-            ),
-            &types,
-            upserts,
-        )
-        .await
-        .map_err(MigrateError::pg(ctx("staging rows of")))?;
+        stage_rows(&tx, plan, upserts).await?;
         tx.execute(&plan.merge_sql(), &[])
             .await
             .map_err(MigrateError::pg(ctx("merging rows into")))?;
     }
-    if let Some((t, c)) = &plan.uuid_key
-        && !diff.missing.is_empty()
-    {
-        let mut legacy = Vec::new();
-        let mut uuids = Vec::new();
-        for &i in &diff.missing {
-            if let (Some(Cell::Int(l)), Some(Cell::Uuid(u))) =
-                (rows[i].match_key.first(), rows[i].cells.get(plan.key[0]))
-            {
-                legacy.push(*l);
-                uuids.push(uuid_text(u));
-            }
-        }
-        tx.execute(
-            "INSERT INTO acode_migrate.migration_mappings (table_name, column_name, legacy_key, uuid)
-             SELECT $1, $2, l, u::uuid FROM unnest($3::bigint[], $4::text[]) AS x(l, u)
-             ON CONFLICT (table_name, column_name, legacy_key) DO NOTHING",
-            &[t, c, &legacy, &uuids],
-        )
-        .await
-        .map_err(MigrateError::pg(ctx("recording UUID mappings of")))?;
-    }
+    record_mappings(&tx, plan, diff.missing.iter().map(|&i| &rows[i])).await?;
     let counters = [diff.missing.len(), diff.changed.len(), diff.extra.len()]
         .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     if last {
@@ -577,6 +506,346 @@ async fn apply(
     tx.commit()
         .await
         .map_err(MigrateError::pg(ctx("committing a chunk of")))?;
+    Ok(())
+}
+
+/// The rows a span of change-log entries names, as the source holds them
+/// now.
+struct Changed {
+    /// The last entry of the span.
+    upto: i64,
+    entries: usize,
+    /// Rows of the named keys the source has.
+    found: Vec<Row>,
+    /// Named keys the source no longer has.
+    gone: Vec<Vec<SqlValue>>,
+}
+
+/// Reads up to `limit` entries of the change log after `after` and the
+/// source rows of their keys (each key once). A row read here is as new
+/// as its entry or newer: a later change has an entry of its own, so it
+/// is read again, harmlessly, after this span.
+fn read_changed(
+    conn: &rusqlite::Connection,
+    plan: &TablePlan,
+    tid: i64,
+    after: i64,
+    limit: usize,
+    shown: &str,
+) -> Result<Option<Changed>> {
+    let entries = crate::track::changes_after(conn, tid, after, limit, shown)?;
+    let Some(&(upto, _)) = entries.last() else {
+        return Ok(None);
+    };
+    let err = |e: rusqlite::Error| MigrateError::source(shown, e);
+    let mut stmt = conn
+        .prepare_cached(&plan.source_select_by_key())
+        .map_err(err)?;
+    let width = stmt.column_count();
+    let mut seen = std::collections::HashSet::new();
+    let (mut found, mut gone) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    for (seq, text) in &entries {
+        if !seen.insert(text.as_str()) {
+            continue;
+        }
+        let key = crate::track::decode_key(text)
+            .filter(|k| k.len() == plan.key.len())
+            .ok_or_else(|| {
+                MigrateError::source(
+                    shown,
+                    format!(
+                        "entry {seq} of the change log of {} holds {text:?}, not a key acode wrote (`acode migrate untrack` removes the log; the next tracked run compares in full)",
+                        plan.name()
+                    ),
+                )
+            })?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(key.iter()))
+            .map_err(err)?;
+        match rows.next().map_err(err)? {
+            Some(r) => {
+                let mut values = Vec::with_capacity(width);
+                for i in 0..width {
+                    values.push(SqlValue::from_ref(r.get_ref(i).map_err(err)?));
+                }
+                found.push(plan.convert_row_hashed(values, &mut buf, true)?);
+            }
+            None => gone.push(key),
+        }
+    }
+    Ok(Some(Changed {
+        upto,
+        entries: entries.len(),
+        found,
+        gone,
+    }))
+}
+
+/// Change-log entries per span of an incremental pass, at most: small
+/// enough that reading the source overlaps the target's work.
+const SPAN: usize = 2_000;
+
+/// A tracked table's pass (see [`crate::track`]): reads the change log
+/// after the target's cursor in spans of `batch` entries (at most
+/// [`SPAN`]; a reader thread keeps a span ahead); for each span fetches
+/// the named rows from the source and, in one transaction with the
+/// cursor's move, deletes the keys the source no longer has and merges
+/// the rows (only those that differ are written). Returns the counts and
+/// where the cursor stands.
+pub async fn incremental(
+    client: &mut Object,
+    p: Pass<'_>,
+    cursor: CursorKey<'_>,
+    tid: i64,
+    mut seq: i64,
+) -> Result<(Counts, i64)> {
+    let plan = p.plan.clone();
+    let name = plan.name().to_owned();
+    let shown = p.source_path.display().to_string();
+    let mut counts = Counts {
+        incremental: true,
+        ..Counts::default()
+    };
+    if let Some(r) = &p.resume {
+        counts.resumed = true;
+        counts.inserted = r.inserted;
+        counts.updated = r.updated;
+        counts.deleted = r.deleted;
+    }
+    let conn = crate::schema::open_source(&p.source_path)?;
+    p.progress
+        .table_started(&name, crate::track::pending(&conn, tid, seq, &shown)?);
+    client
+        .batch_execute(&plan.stage_sql())
+        .await
+        .map_err(MigrateError::pg(format!(
+            "preparing staging tables for {name}"
+        )))?;
+    // The source is read a span ahead of the target's work on the last.
+    let (tx, mut spans) = mpsc::channel(2);
+    let (reader_plan, span) = (plan.clone(), p.batch.clamp(1, SPAN));
+    std::thread::spawn(move || {
+        let mut after = seq;
+        loop {
+            let read = read_changed(&conn, &reader_plan, tid, after, span, &shown);
+            let more = matches!(&read, Ok(Some(_)));
+            if let Ok(Some(changed)) = &read {
+                after = changed.upto;
+            }
+            if tx.blocking_send(read).is_err() || !more {
+                return;
+            }
+        }
+    });
+    while let Some(read) = spans.recv().await {
+        let Some(changed) = read? else { break };
+        counts.chunks += 1;
+        counts.changes += changed.entries as u64;
+        counts.source_rows += changed.found.len() as u64;
+        let gone: Vec<Vec<Cell>> = changed
+            .gone
+            .iter()
+            .map(|k| plan.target_key_of(k))
+            .collect::<Result<_>>()?;
+        let [inserted, updated, deleted] =
+            apply_changes(client, &plan, &changed.found, &gone, (cursor, changed.upto)).await?;
+        if inserted + updated + deleted > 0 {
+            counts.chunks_differing += 1;
+        }
+        counts.missing += inserted;
+        counts.changed += updated;
+        counts.extra += deleted;
+        counts.inserted += inserted;
+        counts.updated += updated;
+        counts.deleted += deleted;
+        seq = changed.upto;
+        p.progress.rows_done(&name, changed.entries as u64);
+    }
+    finish_pass(client, &name).await?;
+    Ok((counts, seq))
+}
+
+/// Applies a span of an incremental pass and moves the cursor, in one
+/// transaction: deletes the target rows of the keys `gone` (target key
+/// values), and merges `rows`, which writes only those that differ.
+/// Returns how many rows were inserted, updated and deleted.
+async fn apply_changes(
+    client: &mut Object,
+    plan: &TablePlan,
+    rows: &[Row],
+    gone: &[Vec<Cell>],
+    cursor: (CursorKey<'_>, i64),
+) -> Result<[u64; 3]> {
+    let name = plan.name();
+    let tx = begin(client, plan).await?;
+    let deleted = if gone.is_empty() {
+        0
+    } else {
+        delete_keys(&tx, plan, gone).await?
+    };
+    let (mut inserted, mut updated) = (0, 0);
+    if !rows.is_empty() {
+        stage_rows(&tx, plan, rows.iter()).await?;
+        // A row the merge leaves alone (equal) is not returned; one it
+        // inserted has no deleting transaction (xmax 0).
+        let merged = tx
+            .query(&format!("{} RETURNING (xmax = 0)", plan.merge_sql()), &[])
+            .await
+            .map_err(MigrateError::pg(format!("merging rows into table {name}")))?;
+        for r in merged {
+            if r.try_get::<_, bool>(0).unwrap_or(false) {
+                inserted += 1;
+            } else {
+                updated += 1;
+            }
+        }
+        record_mappings(&tx, plan, rows.iter()).await?;
+    }
+    let counters = [inserted, updated, deleted].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    save_checkpoint(&*tx, name, None, counters).await?;
+    save_cursor(&*tx, cursor.0, cursor.1).await?;
+    tx.commit().await.map_err(MigrateError::pg(format!(
+        "committing changes of table {name}"
+    )))?;
+    Ok([inserted, updated, deleted])
+}
+
+/// A transaction writing `plan`'s table, marked as acode's own writes
+/// (the row-hash triggers leave the hash acode sends alone).
+async fn begin<'c>(
+    client: &'c mut Object,
+    plan: &TablePlan,
+) -> Result<deadpool_postgres::Transaction<'c>> {
+    let ctx = || format!("starting a transaction on table {}", plan.name());
+    let tx = client
+        .transaction()
+        .await
+        .map_err(MigrateError::pg(ctx()))?;
+    if plan.stored_hash {
+        tx.batch_execute(rowhash::MARK_OWN_WRITES)
+            .await
+            .map_err(MigrateError::pg(ctx()))?;
+    }
+    Ok(tx)
+}
+
+/// Deletes the target rows with these keys (target key values) through a
+/// staged key list; returns how many there were.
+async fn delete_keys(
+    tx: &deadpool_postgres::Transaction<'_>,
+    plan: &TablePlan,
+    keys: &[Vec<Cell>],
+) -> Result<u64> {
+    let ctx = |what: &str| format!("{what} table {}", plan.name());
+    let key_types: Vec<Type> = plan
+        .key
+        .iter()
+        .map(|&i| plan.columns[i].kind.pg_type())
+        .collect();
+    copy_in(
+        tx,
+        &format!(
+            "COPY pg_temp.acode_stage_del ({}) FROM STDIN (FORMAT binary)",
+            plan.quoted_key()
+        ),
+        &key_types,
+        keys.iter().map(|k| (k.as_slice(), None)),
+    )
+    .await
+    .map_err(MigrateError::pg(ctx("staging deletes of")))?;
+    tx.execute(&plan.delete_sql(), &[])
+        .await
+        .map_err(MigrateError::pg(ctx("deleting rows of")))
+}
+
+/// Binary COPY of rows (with their hashes when the table keeps them) by
+/// `sql` (a `COPY … FROM STDIN`).
+async fn copy_rows<'r>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    plan: &TablePlan,
+    sql: &str,
+    rows: impl Iterator<Item = &'r Row>,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let mut types: Vec<Type> = plan.columns.iter().map(|c| c.kind.pg_type()).collect();
+    if plan.stored_hash {
+        types.push(Type::INT8);
+    }
+    #[allow(clippy::cast_possible_wrap)] // the bits, as PostgreSQL keeps them
+    let cells = rows.map(|r| {
+        (
+            r.cells.as_slice(),
+            plan.stored_hash.then_some(r.hash as i64),
+        )
+    });
+    copy_in(tx, sql, &types, cells).await
+}
+
+/// Loads rows into the staging table the merge reads.
+async fn stage_rows<'r>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    plan: &TablePlan,
+    rows: impl Iterator<Item = &'r Row>,
+) -> Result<()> {
+    let sql = format!(
+        "COPY pg_temp.acode_stage ({}) FROM STDIN (FORMAT binary)",
+        plan.write_columns()
+    );
+    copy_rows(tx, plan, &sql, rows)
+        .await
+        .map_err(MigrateError::pg(format!(
+            "staging rows of table {}",
+            plan.name()
+        )))?;
+    Ok(())
+}
+
+/// Keeps the legacy key ↔ UUID pairs of these rows of a UUID-mapped
+/// table in `migration_mappings` (pairs already there stay).
+async fn record_mappings<'r>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    plan: &TablePlan,
+    rows: impl Iterator<Item = &'r Row>,
+) -> Result<()> {
+    let Some((t, c)) = &plan.uuid_key else {
+        return Ok(());
+    };
+    let (legacy, uuids): (Vec<i64>, Vec<String>) = rows
+        .filter_map(|r| match (r.match_key.first(), r.cells.get(plan.key[0])) {
+            (Some(Cell::Int(l)), Some(Cell::Uuid(u))) => Some((*l, uuid_text(u))),
+            _ => None,
+        })
+        .unzip();
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO acode_migrate.migration_mappings (table_name, column_name, legacy_key, uuid)
+         SELECT $1, $2, l, u::uuid FROM unnest($3::bigint[], $4::text[]) AS x(l, u)
+         ON CONFLICT (table_name, column_name, legacy_key) DO NOTHING",
+        &[t, c, &legacy, &uuids],
+    )
+    .await
+    .map_err(MigrateError::pg(format!(
+        "recording UUID mappings of table {}",
+        plan.name()
+    )))?;
+    Ok(())
+}
+
+/// Marks a table's pass done and drops the staging tables.
+async fn finish_pass(client: &Object, name: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE acode_migrate.migration_checkpoints SET status = 'done', updated_at = now() WHERE table_name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(MigrateError::pg(format!("finishing the checkpoint of {name}")))?;
+    client
+        .batch_execute("DROP TABLE IF EXISTS pg_temp.acode_stage; DROP TABLE IF EXISTS pg_temp.acode_stage_del")
+        .await
+        .map_err(MigrateError::pg("dropping staging tables"))?;
     Ok(())
 }
 

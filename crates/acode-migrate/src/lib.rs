@@ -18,6 +18,10 @@
 //! * **validate** repeats the comparison without writing, adds full-row
 //!   comparisons of a random sample of rows per table, and stores the
 //!   report (JSON and Markdown) in `migration_validation_reports`.
+//! * **run --track-changes** ([`track`]) keeps a change log in the source
+//!   (triggers): once the target holds the source, a run reads only the
+//!   rows the log names, and falls back to a full comparison whenever the
+//!   log cannot be trusted.
 //! * **jobs** ([`jobs`]) are named incremental runs on a cron schedule,
 //!   each run recorded in `sync_run_history` and logged as JSON lines.
 //!
@@ -68,7 +72,7 @@
 //! * Control tables live in schema `acode_migrate` of the target, created
 //!   by refinery migrations with their own history table.
 
-mod checkpoint;
+pub mod checkpoint;
 mod control;
 pub mod engine;
 pub mod error;
@@ -81,6 +85,7 @@ pub mod rowhash;
 pub mod schema;
 pub mod stats;
 pub mod target;
+pub mod track;
 pub mod value;
 
 pub use error::{MigrateError, Result};

@@ -1,6 +1,6 @@
 //! The operations: analyze, run, validate, check-record and checkpoints.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +17,7 @@ use crate::report::*;
 use crate::schema::{self, Schema};
 use crate::target::{self, Target};
 use crate::value::{Cell, SqlValue};
-use crate::{Progress, checkpoint, control, rowhash, stats};
+use crate::{Progress, checkpoint, control, rowhash, stats, track};
 
 /// Rows per chunk unless told otherwise.
 pub const DEFAULT_BATCH: usize = 10_000;
@@ -39,6 +39,11 @@ pub struct Options {
     /// Rows per table that validate compares value by value.
     #[serde(default = "default_sample")]
     pub sample: usize,
+    /// Run: keep a change log in the source (triggers, see
+    /// [`crate::track`]) and read only the rows it names once the target
+    /// holds everything before it.
+    #[serde(default)]
+    pub track_changes: bool,
 }
 
 fn default_batch() -> usize {
@@ -56,6 +61,7 @@ impl Default for Options {
             batch_size: DEFAULT_BATCH,
             uuid_maps: Vec::new(),
             sample: DEFAULT_SAMPLE,
+            track_changes: false,
         }
     }
 }
@@ -67,6 +73,14 @@ pub struct Migrator {
     /// The source as recorded in control tables (its absolute path).
     source_id: String,
     target: Target,
+}
+
+/// Removes the change log and its triggers from a source (see
+/// [`crate::track`]); returns how many tables were tracked. A target's
+/// cursor into the removed log is never used again: tracking put back in
+/// place starts a new generation.
+pub fn untrack(source: &str) -> Result<usize> {
+    track::remove(&parse_source(source)?)
 }
 
 /// `sqlite:PATH` (or a plain path) to the path.
@@ -86,6 +100,7 @@ struct Prepared {
     plans: Vec<TablePlan>,
     client: Object,
     conn: Connection,
+    notes: Vec<String>,
 }
 
 impl Migrator {
@@ -138,15 +153,14 @@ impl Migrator {
         Ok(client)
     }
 
-    async fn prepare(
-        &self,
-        opts: &Options,
-        record_maps: bool,
-        full_stats: bool,
-    ) -> Result<Prepared> {
+    /// Reads the source schema and the target tables and plans each
+    /// table; `running`: for run (records UUID maps, puts change tracking
+    /// in place when asked).
+    async fn prepare(&self, opts: &Options, running: bool, full_stats: bool) -> Result<Prepared> {
         let shown = self.shown();
         let conn = schema::open_source(&self.source)?;
         let schema = schema::read_schema(&conn, &shown)?;
+
         let mut selected: Vec<String> = Vec::new();
         for name in &opts.tables {
             let t = schema.table(name).ok_or_else(|| {
@@ -160,6 +174,7 @@ impl Migrator {
             selected.push(t.name.clone());
         }
         let client = self.control_client().await?;
+
         let mut maps = UuidMaps::new();
         let mut declared = Vec::new();
         for spec in &opts.uuid_maps {
@@ -183,7 +198,7 @@ impl Migrator {
                 maps.insert((t.clone(), c.clone()), format!("{t}.{c}"));
             }
         }
-        if record_maps {
+        if running {
             for (t, c) in &declared {
                 client
                     .execute(
@@ -194,8 +209,17 @@ impl Migrator {
                     .map_err(MigrateError::pg("recording UUID maps"))?;
             }
         }
+        let mut notes = Vec::new();
+        let tracked = if running && opts.track_changes {
+            self.tracking(&client, &schema, &selected, &mut notes)
+                .await?
+        } else {
+            BTreeMap::new()
+        };
+
         // What each selected table needs measured: all its columns, or for
-        // a table acode created (types already fixed) only its keys.
+        // a table acode created (types already fixed) only its keys, or
+        // nothing when its changes are read from the change log.
         let mut wanted = Vec::new();
         for table in &schema.tables {
             if !selected.is_empty() && !selected.contains(&table.name) {
@@ -206,6 +230,20 @@ impl Migrator {
             // key columns is enough (values that no longer fit are refused
             // one by one while copying). Analyze always measures all.
             let trusted = !full_stats && existing.as_ref().is_some_and(|e| e.created_by_acode);
+            let mut tracking = tracked.get(&table.name).cloned();
+            if let Some(track::Tracking::Incremental {
+                tid, generation, ..
+            }) = &tracking
+                && !existing
+                    .as_ref()
+                    .is_some_and(|e| e.created_by_acode && !e.loading)
+            {
+                tracking = Some(track::Tracking::Establish {
+                    tid: *tid,
+                    generation: generation.clone(),
+                });
+            }
+            let incremental = matches!(tracking, Some(track::Tracking::Incremental { .. }));
             let keys: Vec<String> = table
                 .primary_key
                 .iter()
@@ -216,16 +254,24 @@ impl Migrator {
                         .map(|(_, c)| c.clone()),
                 )
                 .collect();
-            wanted.push((table, existing, trusted, trusted.then_some(keys)));
+            let only = if incremental {
+                Some(Vec::new())
+            } else {
+                trusted.then_some(keys)
+            };
+            wanted.push((table, existing, trusted, only, tracking));
         }
+
         let measured = self.measure_all(
             &wanted
                 .iter()
-                .map(|(t, _, _, only)| (*t, only.as_deref()))
+                .map(|(t, _, _, only, _)| (*t, only.as_deref()))
                 .collect::<Vec<_>>(),
         )?;
+
         let mut plans = Vec::new();
-        for ((table, existing, trusted, _), measured) in wanted.into_iter().zip(measured) {
+        for ((table, existing, trusted, _, tracking), measured) in wanted.into_iter().zip(measured)
+        {
             let mut plan = plan::build(
                 table,
                 &measured.columns,
@@ -235,6 +281,7 @@ impl Migrator {
                 trusted,
             );
             plan.counted_rows = measured.rows;
+            plan.tracking = tracking;
             plans.push(plan);
         }
         Ok(Prepared {
@@ -242,7 +289,79 @@ impl Migrator {
             plans,
             client,
             conn,
+            notes,
         })
+    }
+
+    /// Puts change tracking in place in the source for the selected tables
+    /// that can have it and decides, with the target's cursors, how each is
+    /// passed (see [`crate::track`]). A source that cannot be written gets
+    /// a note and full comparisons.
+    async fn tracking(
+        &self,
+        client: &Object,
+        schema: &Schema,
+        selected: &[String],
+        notes: &mut Vec<String>,
+    ) -> Result<BTreeMap<String, track::Tracking>> {
+        let tables: Vec<&schema::Table> = schema
+            .tables
+            .iter()
+            .filter(|t| selected.is_empty() || selected.contains(&t.name))
+            .collect();
+        let path = self.source.clone();
+        let owned: Vec<schema::Table> = tables.iter().map(|t| (*t).clone()).collect();
+        let ensured = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&schema::Table> = owned.iter().collect();
+            let tracked = track::ensure(&path, &refs)?;
+            let conn = schema::open_source(&path)?;
+            let high = track::high_water(&conn, &path.display().to_string())?;
+            Ok::<_, MigrateError>((tracked, high))
+        })
+        .await
+        .map_err(|e| MigrateError::source(&self.shown(), e))?;
+        let (tracked, high) = match ensured {
+            Ok(t) => t,
+            Err(e) => {
+                notes.push(format!(
+                    "change tracking could not be put in place ({e}): every table is compared in full"
+                ));
+                return Ok(BTreeMap::new());
+            }
+        };
+        let untracked: Vec<&str> = tables
+            .iter()
+            .filter(|t| !track::eligible(t))
+            .map(|t| t.name.as_str())
+            .collect();
+        if !untracked.is_empty() {
+            notes.push(format!(
+                "changes of tables keyed by their rowid are not tracked (VACUUM may renumber rowids): compared in full: {}",
+                untracked.join(", ")
+            ));
+        }
+        let cursors =
+            checkpoint::read_cursors(client, &self.source_id, &self.target.schema).await?;
+        Ok(tracked
+            .into_iter()
+            .map(|(name, t)| {
+                let usable = cursors.get(&name).filter(|c| {
+                    c.ready && c.generation == t.generation && c.seq >= t.pruned_to && c.seq <= high
+                });
+                let tracking = match usable {
+                    Some(c) => track::Tracking::Incremental {
+                        tid: t.tid,
+                        generation: t.generation,
+                        seq: c.seq,
+                    },
+                    None => track::Tracking::Establish {
+                        tid: t.tid,
+                        generation: t.generation,
+                    },
+                };
+                (name, tracking)
+            })
+            .collect())
     }
 
     /// Copies the tables `work` has left, one at a time, on `client`: the
@@ -280,11 +399,78 @@ impl Migrator {
         i: usize,
     ) -> Result<TableRun> {
         let plan = Arc::new(work.plans[i].clone());
-        let counts =
-            match checkpoint::start_table(client, work.run_id, &self.source_id, plan.name()).await?
-            {
-                checkpoint::Start::Done(counts) => counts,
-                checkpoint::Start::Go(resume) => {
+        let cursor = checkpoint::CursorKey {
+            source: &self.source_id,
+            schema: &self.target.schema,
+            table: plan.name(),
+        };
+        let start =
+            checkpoint::start_table(client, work.run_id, &self.source_id, plan.name()).await?;
+        let start = match (start, &plan.tracking) {
+            // A tracked table the run this one continues finished is read
+            // from its cursor again: what changed since costs little.
+            (checkpoint::Start::Done(c), Some(track::Tracking::Incremental { .. })) => {
+                checkpoint::Start::Go(Some(engine::Resume {
+                    after: None,
+                    inserted: c.inserted,
+                    updated: c.updated,
+                    deleted: c.deleted,
+                    chunks: c.chunks,
+                }))
+            }
+            (start, _) => start,
+        };
+        let counts = match (start, &plan.tracking) {
+            (checkpoint::Start::Done(counts), tracking) => {
+                // Done in the run this one continues: a full pass that
+                // began a cursor may have ended just before marking it.
+                if let Some(t) = tracking {
+                    checkpoint::finish_cursor(client, cursor, t.generation()).await?;
+                }
+                counts
+            }
+            (
+                checkpoint::Start::Go(resume),
+                Some(track::Tracking::Incremental {
+                    tid, seq: before, ..
+                }),
+            ) => {
+                let (counts, seq) = engine::incremental(
+                    client,
+                    self.pass(
+                        plan.clone(),
+                        work.opts,
+                        Mode::Apply,
+                        work.progress,
+                        None,
+                        resume,
+                    ),
+                    cursor,
+                    *tid,
+                    *before,
+                )
+                .await?;
+                work.progress.table_finished(plan.name());
+                if seq > *before
+                    && let Ok(mut applied) = work.applied.lock()
+                {
+                    applied.push((*tid, seq));
+                }
+                counts
+            }
+            (checkpoint::Start::Go(resume), tracking) => {
+                // A full pass that establishes a cursor notes where the
+                // change log stands before it reads its first row.
+                if let Some(t) = tracking
+                    && resume.is_none()
+                {
+                    let high = match work.conn.lock() {
+                        Ok(conn) => track::high_water(&conn, &self.shown())?,
+                        Err(_) => 0,
+                    };
+                    checkpoint::begin_cursor(client, cursor, t.generation(), high).await?;
+                }
+                let counts = {
                     // For the progress bar: the measuring scan's count, or a
                     // count of its own.
                     let rows = match (plan.counted_rows, work.conn.lock()) {
@@ -307,8 +493,13 @@ impl Migrator {
                     .await?;
                     work.progress.table_finished(plan.name());
                     counts
+                };
+                if let Some(t) = tracking {
+                    checkpoint::finish_cursor(client, cursor, t.generation()).await?;
                 }
-            };
+                counts
+            }
+        };
         if plan.loading {
             finish_first_load(client, &plan).await?;
         }
@@ -379,6 +570,7 @@ impl Migrator {
             plans,
             mut client,
             conn,
+            ..
         } = self.prepare(opts, false, true).await?;
         let mut tables = Vec::new();
         for plan in plans {
@@ -492,6 +684,7 @@ impl Migrator {
             mut plans,
             mut client,
             conn,
+            mut notes,
         } = self.prepare(opts, true, false).await?;
         if let Some(err) = plans.iter().find_map(TablePlan::error) {
             return Err(err);
@@ -541,7 +734,7 @@ impl Migrator {
                 .await
                 .map_err(MigrateError::pg("creating tables"))?;
         }
-        let mut notes = Vec::new();
+
         let replica = data_session(&client).await?;
         if let Some(e) = &replica {
             notes.push(format!(
@@ -563,6 +756,7 @@ impl Migrator {
                 _ => end_data_session(&c).await,
             }
         }
+
         let conn = std::sync::Mutex::new(conn);
         let outcome = async {
             // In replica mode: the rehash is acode's write, and fires none
@@ -571,6 +765,7 @@ impl Migrator {
                 rowhash::repair(&mut client, plan).await?;
             }
             let (run_id, continued) = checkpoint::begin_run(&client, &self.source_id).await?;
+
             if continued {
                 notes.push("continuing a run that was cut short: finished tables are skipped, the others resume from their checkpoints".into());
             }
@@ -588,6 +783,7 @@ impl Migrator {
                 opts,
                 progress,
                 conn: &conn,
+                applied: std::sync::Mutex::new(Vec::new()),
             };
             let (first, other) = tokio::join!(self.copy_tables(&mut client, &work), async {
                 match second.as_mut() {
@@ -604,6 +800,7 @@ impl Migrator {
                 .into_iter()
                 .flatten()
                 .collect();
+
             // Foreign keys last, once every table has its key: by both
             // connections too, each checking the source with its own.
             let keying = Keying {
@@ -631,19 +828,34 @@ impl Migrator {
             for (table, notes) in tables.iter_mut().zip(keying.notes.into_inner().unwrap_or_default()) {
                 table.notes.extend(notes);
             }
+
             client
                 .batch_execute("SET synchronous_commit = on")
                 .await
                 .map_err(MigrateError::pg("finishing the run"))?;
             checkpoint::finish_run(&client, &run_id).await?;
-            Ok::<Vec<TableRun>, MigrateError>(tables)
+            let applied = work.applied.into_inner().unwrap_or_default();
+            Ok::<_, MigrateError>((tables, applied))
         }
         .await;
         end_data_session(&client).await;
         if let Some(c) = &second {
             end_data_session(c).await;
         }
-        let tables = outcome?;
+        let (tables, applied) = outcome?;
+
+        // The target holds (durably: the run's last commit waited) every
+        // change up to its cursors: the source's log need not keep them.
+        if !applied.is_empty() {
+            let path = self.source.clone();
+            let pruned = tokio::task::spawn_blocking(move || track::prune(&path, &applied)).await;
+            match pruned {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => notes.push(format!("the change log was not pruned: {e}")),
+                Err(e) => notes.push(format!("the change log was not pruned: {e}")),
+            }
+        }
+
         let copied = tables.iter().map(TableRun::copied).sum();
         let deleted = tables.iter().map(|t| t.counts.deleted).sum();
         Ok(RunReport {
@@ -906,7 +1118,8 @@ impl Migrator {
     }
 
     /// Forgets the checkpoint of one table (or all): the next run starts
-    /// its pass from the first key. Returns how many were removed.
+    /// its pass from the first key, and compares a tracked table in full
+    /// (its change cursor goes too). Returns how many were removed.
     pub async fn reset_checkpoint(&self, table: Option<&str>) -> Result<u64> {
         let client = self.control_client().await?;
         let n = match table {
@@ -925,6 +1138,24 @@ impl Migrator {
             }
         }
         .map_err(MigrateError::pg("resetting checkpoints"))?;
+        // Without a cursor a tracked table is compared in full again.
+        let cursors = match table {
+            Some(t) => {
+                client
+                    .execute(
+                        "DELETE FROM acode_migrate.change_cursors WHERE table_name = $1",
+                        &[&t],
+                    )
+                    .await
+            }
+            None => {
+                client
+                    .execute("DELETE FROM acode_migrate.change_cursors", &[])
+                    .await
+            }
+        }
+        .map_err(MigrateError::pg("resetting change cursors"))?;
+        let n = n.max(cursors);
         if let (Some(t), 0) = (table, n) {
             return Err(MigrateError::NotFound {
                 what: "checkpoint of table",
@@ -949,6 +1180,9 @@ struct Copying<'a> {
     opts: &'a Options,
     progress: &'a dyn Progress,
     conn: &'a std::sync::Mutex<Connection>,
+    /// Tracked tables whose target holds the change log up to an entry:
+    /// `(tid, seq)`, to prune.
+    applied: std::sync::Mutex<Vec<(i64, i64)>>,
 }
 
 /// Sets up a connection to copy with. Chunks commit without waiting for

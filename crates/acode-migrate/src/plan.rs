@@ -79,6 +79,8 @@ pub struct TablePlan {
     /// The source's rows as the measuring scan counted them; `None` when
     /// no column was measured.
     pub counted_rows: Option<u64>,
+    /// How a run with change tracking treats the table.
+    pub tracking: Option<crate::track::Tracking>,
 }
 
 pub fn build(
@@ -324,6 +326,7 @@ pub fn build(
         blocker,
         incompatible,
         counted_rows: None,
+        tracking: None,
     };
     if let Some(ex) = existing
         && ex.created_by_acode

@@ -82,6 +82,17 @@ pub enum MigrateCommand {
         ends: Endpoints,
         #[command(flatten)]
         selection: Selection,
+        /// Keep a change log in the source (triggers on its tables with a
+        /// primary key): later tracked runs read only the rows it names
+        #[arg(long)]
+        track_changes: bool,
+    },
+    /// Remove the change log and triggers `run --track-changes` put in the
+    /// source
+    Untrack {
+        /// The SQLite database
+        #[arg(long, env = "ACODE_MIGRATE_SOURCE", value_name = "sqlite:PATH")]
+        source: String,
     },
     /// Counts, chunked checksums and sampled full-row comparisons; exit 1 on
     /// any mismatch
@@ -135,6 +146,9 @@ pub enum JobsCommand {
         ends: Endpoints,
         #[command(flatten)]
         selection: Selection,
+        /// Runs keep a change log in the source (see `migrate run`)
+        #[arg(long)]
+        track_changes: bool,
         /// The job's JSON-lines log [default: next to the source]
         #[arg(long, value_name = "FILE")]
         log: Option<PathBuf>,
@@ -186,9 +200,17 @@ async fn dispatch(ctx: &Ctx, cmd: MigrateCommand) -> Result<anyhow::Result<()>, 
             let report = migrator(&ends)?.analyze(&selection.options()).await?;
             ctx.print(&AnalyzeView(report))
         }
-        MigrateCommand::Run { ends, selection } => {
+        MigrateCommand::Run {
+            ends,
+            selection,
+            track_changes,
+        } => {
             let bars = Bars::new(ctx.json);
-            let report = migrator(&ends)?.run(&selection.options(), &bars).await?;
+            let opts = Options {
+                track_changes,
+                ..selection.options()
+            };
+            let report = migrator(&ends)?.run(&opts, &bars).await?;
             bars.clear();
             ctx.print(&RunView(report))
         }
@@ -234,6 +256,10 @@ async fn dispatch(ctx: &Ctx, cmd: MigrateCommand) -> Result<anyhow::Result<()>, 
                 .await?;
             ctx.print(&Removed { removed })
         }
+        MigrateCommand::Untrack { source } => {
+            let tables = acode_migrate::untrack(&source)?;
+            ctx.print(&Untracked { tables })
+        }
         MigrateCommand::Jobs(cmd) => return jobs(ctx, cmd).await,
     })
 }
@@ -245,17 +271,16 @@ async fn jobs(ctx: &Ctx, cmd: JobsCommand) -> Result<anyhow::Result<()>, Migrate
             schedule,
             ends,
             selection,
+            track_changes,
             log,
         } => {
             let jobs = Jobs::new(&ends.target.target)?;
+            let opts = Options {
+                track_changes,
+                ..selection.options()
+            };
             let job = jobs
-                .create(
-                    &name,
-                    &schedule,
-                    &ends.source,
-                    selection.options(),
-                    log.as_deref(),
-                )
+                .create(&name, &schedule, &ends.source, opts, log.as_deref())
                 .await?;
             ctx.print(&JobsView { jobs: vec![job] })
         }
@@ -447,10 +472,13 @@ impl fmt::Display for RunView {
         for t in &self.0.tables {
             let mut flags = Vec::new();
             if t.created {
-                flags.push("created");
+                flags.push("created".to_owned());
             }
             if t.counts.resumed {
-                flags.push("resumed");
+                flags.push("resumed".into());
+            }
+            if t.counts.incremental {
+                flags.push(format!("changes only ({} logged)", t.counts.changes));
             }
             table.add_row([
                 t.table.clone(),
@@ -607,6 +635,21 @@ impl fmt::Display for Removed {
             f,
             "Removed {} checkpoint(s); the next run starts from the first key.",
             self.removed
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Untracked {
+    tables: usize,
+}
+
+impl fmt::Display for Untracked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Removed change tracking of {} table(s) from the source; the next tracked run compares in full.",
+            self.tables
         )
     }
 }
