@@ -614,8 +614,12 @@ pub async fn incremental(
         counts.deleted = r.deleted;
     }
     let conn = crate::schema::open_source(&p.source_path)?;
-    p.progress
-        .table_started(&name, crate::track::pending(&conn, tid, seq, &shown)?);
+    let pending = crate::track::pending(&conn, tid, seq, &shown)?;
+    p.progress.table_started(&name, pending);
+    if pending == 0 {
+        finish_pass(client, &name).await?;
+        return Ok((counts, seq));
+    }
     client
         .batch_execute(&plan.stage_sql())
         .await
