@@ -44,6 +44,8 @@ use crate::value::SqlValue;
 
 pub const CHANGES: &str = "__acode_changes";
 pub const TRACKING: &str = "__acode_tracking";
+/// Matches the names of the triggers acode puts in the source.
+const OURS: &str = "name LIKE '\\_\\_acode\\_track\\_%' ESCAPE '\\'";
 
 /// How a run treats a tracked table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,6 +253,23 @@ pub fn ensure(path: &Path, tables: &[&Table]) -> Result<BTreeMap<String, Tracked
             .map_err(err)?;
         tx.execute(&format!("DELETE FROM {CHANGES} WHERE tid = ?1"), [tid])
             .map_err(err)?;
+        // Triggers acode put on this table before (under another id, say
+        // before a rename) would log its changes twice.
+        let stale: Vec<String> = {
+            let mut stmt = tx
+                .prepare(
+                    &format!("SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 AND {OURS}"),
+                )
+                .map_err(err)?;
+            stmt.query_map([&table.name], |r| r.get(0))
+                .map_err(err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(err)?
+        };
+        for name in stale {
+            tx.execute_batch(&format!("DROP TRIGGER {}", quote(&name)))
+                .map_err(err)?;
+        }
         for (name, sql) in trigger_names(tid).iter().zip(trigger_sql(table, tid)) {
             tx.execute_batch(&format!("DROP TRIGGER IF EXISTS \"{name}\"; {sql};"))
                 .map_err(err)?;
@@ -361,7 +380,9 @@ pub fn remove(path: &Path) -> Result<usize> {
         .map_err(err)?;
     let triggers: Vec<String> = {
         let mut stmt = tx
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE '\\_\\_acode\\_track\\_%' ESCAPE '\\'")
+            .prepare(&format!(
+                "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND {OURS}"
+            ))
             .map_err(err)?;
         stmt.query_map([], |r| r.get(0))
             .map_err(err)?
