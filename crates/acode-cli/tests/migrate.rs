@@ -309,37 +309,20 @@ fn a_run_killed_20_times_resumes_and_ends_equal() {
     let db = TestDb::create();
     let url = db.url();
     let mut killed = 0;
+    let args = [
+        "migrate",
+        "run",
+        "--batch-size",
+        "300",
+        "--source",
+        &src,
+        "--target",
+        &url,
+    ];
     for _ in 0..20 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_acode"))
-            .args([
-                "migrate",
-                "run",
-                "--batch-size",
-                "300",
-                "--source",
-                &src,
-                "--target",
-                &url,
-            ])
-            .current_dir(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_millis(fastrand::u64(50..600));
-        let mut exited = false;
-        while Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                exited = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if !exited {
-            child.kill().unwrap(); // SIGKILL
+        if run_and_maybe_kill(d, &args, 50..600) {
             killed += 1;
         }
-        child.wait().unwrap();
     }
     assert!(killed > 0);
     let last = ok(d, &["migrate", "run", "--source", &src, "--target", &url]);

@@ -59,6 +59,16 @@ pub struct Counts {
     pub changes: u64,
 }
 
+impl Counts {
+    /// Carries on the counters of a pass a killed run began.
+    fn resume_from(&mut self, r: &Resume) {
+        self.resumed = true;
+        self.inserted = r.inserted;
+        self.updated = r.updated;
+        self.deleted = r.deleted;
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Compare,
@@ -279,10 +289,7 @@ pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
     let stored = p.stored_hashes && plan.stored_hash && plan.hash_kept;
     if p.mode == Mode::Apply {
         if let Some(r) = &p.resume {
-            counts.resumed = true;
-            counts.inserted = r.inserted;
-            counts.updated = r.updated;
-            counts.deleted = r.deleted;
+            counts.resume_from(r);
             if plan.chunkable {
                 after.clone_from(&r.after);
             }
@@ -608,10 +615,7 @@ pub async fn incremental(
         ..Counts::default()
     };
     if let Some(r) = &p.resume {
-        counts.resumed = true;
-        counts.inserted = r.inserted;
-        counts.updated = r.updated;
-        counts.deleted = r.deleted;
+        counts.resume_from(r);
     }
     let conn = crate::schema::open_source(&p.source_path)?;
     let pending = crate::track::pending(&conn, tid, seq, &shown)?;

@@ -1122,40 +1122,18 @@ impl Migrator {
     /// (its change cursor goes too). Returns how many were removed.
     pub async fn reset_checkpoint(&self, table: Option<&str>) -> Result<u64> {
         let client = self.control_client().await?;
-        let n = match table {
-            Some(t) => {
-                client
-                    .execute(
-                        "DELETE FROM acode_migrate.migration_checkpoints WHERE table_name = $1",
-                        &[&t],
-                    )
-                    .await
-            }
-            None => {
-                client
-                    .execute("DELETE FROM acode_migrate.migration_checkpoints", &[])
-                    .await
-            }
-        }
-        .map_err(MigrateError::pg("resetting checkpoints"))?;
         // Without a cursor a tracked table is compared in full again.
-        let cursors = match table {
-            Some(t) => {
-                client
-                    .execute(
-                        "DELETE FROM acode_migrate.change_cursors WHERE table_name = $1",
-                        &[&t],
-                    )
-                    .await
-            }
-            None => {
-                client
-                    .execute("DELETE FROM acode_migrate.change_cursors", &[])
-                    .await
-            }
+        let mut n = 0;
+        for control in ["migration_checkpoints", "change_cursors"] {
+            let sql = format!(
+                "DELETE FROM acode_migrate.{control} WHERE $1::text IS NULL OR table_name = $1"
+            );
+            let removed = client
+                .execute(&sql, &[&table])
+                .await
+                .map_err(MigrateError::pg(format!("resetting {control}")))?;
+            n = n.max(removed);
         }
-        .map_err(MigrateError::pg("resetting change cursors"))?;
-        let n = n.max(cursors);
         if let (Some(t), 0) = (table, n) {
             return Err(MigrateError::NotFound {
                 what: "checkpoint of table",
