@@ -812,6 +812,7 @@ impl Migrator {
                 ),
                 notes: std::sync::Mutex::new(vec![Vec::new(); plans.len()]),
                 adding: tokio::sync::Mutex::new(()),
+                unchecked: std::sync::Mutex::new(Vec::new()),
             };
             let second_source = match &second {
                 Some(_) => Some(std::sync::Mutex::new(schema::open_source(&self.source)?)),
@@ -825,6 +826,15 @@ impl Migrator {
             });
             first?;
             other?;
+            // The largest tables' keys first (taken from the end).
+            if let Ok(mut unchecked) = keying.unchecked.lock() {
+                unchecked.sort_by_key(|(i, _, _)| plans[*i].counted_rows.unwrap_or(0));
+            }
+            tokio::join!(check_foreign_keys(&client, &keying), async {
+                if let Some(c) = &second {
+                    check_foreign_keys(c, &keying).await;
+                }
+            });
             for (table, notes) in tables.iter_mut().zip(keying.notes.into_inner().unwrap_or_default()) {
                 table.notes.extend(notes);
             }
@@ -1361,6 +1371,9 @@ async fn ensure_indexes(client: &Object, plan: &TablePlan) -> Result<Vec<String>
     Ok(notes)
 }
 
+/// Adds the foreign keys of `plan`'s table `NOT VALID` and returns the
+/// notes of those not added and the keys whose rows are still to be
+/// checked (see [`check_foreign_keys`]).
 async fn ensure_foreign_keys(
     client: &Object,
     conn: &std::sync::Mutex<Connection>,
@@ -1368,10 +1381,11 @@ async fn ensure_foreign_keys(
     plan: &TablePlan,
     schema: &Schema,
     target: &Target,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<(String, String)>)> {
     let mut notes = Vec::new();
+    let mut unchecked = Vec::new();
     let Some(existing) = target::existing(client, &target.schema, plan.name()).await? else {
-        return Ok(notes);
+        return Ok((notes, unchecked));
     };
     let mut violations = None;
     for fk in &plan.table.foreign_keys {
@@ -1383,7 +1397,7 @@ async fn ensure_foreign_keys(
         if existing.constraints.contains(&name) {
             // Added by a run cut short before it was validated.
             if existing.unvalidated.contains(&name) {
-                notes.extend(validate_foreign_key(client, plan, &name, &what).await);
+                unchecked.push((name, what));
             }
             continue;
         }
@@ -1429,8 +1443,7 @@ async fn ensure_foreign_keys(
         let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
         let pcols: Vec<String> = fk.parent_columns.iter().map(|c| quote(c)).collect();
         // Added without checking the rows (a moment's lock on both
-        // tables), then checked under locks that let other tables' keys be
-        // checked at the same time.
+        // tables); the rows are checked once every key is added.
         let sql = format!(
             "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) DEFERRABLE INITIALLY DEFERRED NOT VALID",
             plan.qualified,
@@ -1440,21 +1453,19 @@ async fn ensure_foreign_keys(
             pcols.join(", ")
         );
         // One addition at a time across connections: two at once, on
-        // tables that reference each other, could deadlock. The checks that
-        // follow cannot (each locks its parent only in a mode no check or
-        // addition conflicts with).
+        // tables that reference each other, could deadlock.
         let adding = adding.lock().await;
         let added = client.batch_execute(&sql).await;
         drop(adding);
         match added {
-            Ok(()) => notes.extend(validate_foreign_key(client, plan, &name, &what).await),
+            Ok(()) => unchecked.push((name, what)),
             Err(e) => notes.push(format!(
                 "{what}: not created: {}",
                 crate::error::pg_error(String::new(), &e)
             )),
         }
     }
-    Ok(notes)
+    Ok((notes, unchecked))
 }
 
 /// Checks the rows against a foreign key added `NOT VALID`; a key the
@@ -1495,6 +1506,9 @@ struct Keying<'a> {
     notes: std::sync::Mutex<Vec<Vec<String>>>,
     /// Held while a key is added (see [`ensure_foreign_keys`]).
     adding: tokio::sync::Mutex<()>,
+    /// Keys added whose rows are not checked yet: the index into `plans`,
+    /// the constraint's name and what the notes call it.
+    unchecked: std::sync::Mutex<Vec<(usize, String, String)>>,
 }
 
 /// Adds the foreign keys of the tables `work` has left, one table at a
@@ -1509,7 +1523,7 @@ async fn add_foreign_keys(
         let Some(i) = next else {
             return Ok(());
         };
-        let notes = ensure_foreign_keys(
+        let (notes, unchecked) = ensure_foreign_keys(
             client,
             conn,
             &work.adding,
@@ -1520,6 +1534,28 @@ async fn add_foreign_keys(
         .await?;
         if let Ok(mut all) = work.notes.lock() {
             all[i] = notes;
+        }
+        if let Ok(mut all) = work.unchecked.lock() {
+            all.extend(unchecked.into_iter().map(|(name, what)| (i, name, what)));
+        }
+    }
+}
+
+/// Checks the rows of the keys [`add_foreign_keys`] added, one key at a
+/// time, on `client`. Only once every key is added: adding a key locks its
+/// parent table in a mode that waits for a check running on that table.
+/// Checks of different tables never wait for each other (each locks its
+/// own table against writes only, its parent against nothing a check
+/// takes), so two connections check two keys at once.
+async fn check_foreign_keys(client: &Object, work: &Keying<'_>) {
+    loop {
+        let next = work.unchecked.lock().ok().and_then(|mut q| q.pop());
+        let Some((i, name, what)) = next else {
+            return;
+        };
+        let note = validate_foreign_key(client, &work.plans[i], &name, &what).await;
+        if let (Some(note), Ok(mut all)) = (note, work.notes.lock()) {
+            all[i].push(note);
         }
     }
 }
