@@ -82,14 +82,128 @@ pub struct Chunk {
     pub last: bool,
 }
 
-/// Streams `plan`'s source rows in chunks from a thread of its own.
-fn spawn_reader(
+/// What a reader thread gathers a chunk in, row by row.
+trait Gather: Send + 'static {
+    type Chunk: Send + 'static;
+    fn push(&mut self, plan: &TablePlan, row: &rusqlite::Row<'_>, path: &str) -> Result<()>;
+    fn len(&self) -> usize;
+    /// The chunk gathered so far; the next one starts empty.
+    fn take(&mut self, last: bool) -> Self::Chunk;
+}
+
+/// Rows converted to cells (and hashed), for comparing.
+struct Rows {
+    rows: Vec<Row>,
+    batch: usize,
+    hashed: bool,
+    buf: Vec<u8>,
+}
+
+impl Gather for Rows {
+    type Chunk = Chunk;
+
+    fn push(&mut self, plan: &TablePlan, row: &rusqlite::Row<'_>, path: &str) -> Result<()> {
+        let values = (0..row.as_ref().column_count())
+            .map(|i| row.get_ref(i).map(SqlValue::from_ref))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| MigrateError::source(path, e))?;
+        self.rows
+            .push(plan.convert_row_hashed(values, &mut self.buf, self.hashed)?);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn take(&mut self, last: bool) -> Chunk {
+        Chunk {
+            rows: std::mem::replace(&mut self.rows, Vec::with_capacity(self.batch)),
+            last,
+        }
+    }
+}
+
+/// A chunk of a first load: its rows encoded for a binary COPY.
+struct Encoded {
+    /// The whole COPY: header, tuples and trailer.
+    copy: bytes::Bytes,
+    rows: usize,
+    /// The source key of the last row, for the checkpoint (none for the
+    /// last chunk: the checkpoint keeps its key and is marked done).
+    last_key: Option<Vec<SqlValue>>,
+}
+
+/// Rows encoded straight from the source row into COPY tuples: no values
+/// kept, so a first load costs the reader one pass over each value.
+struct Tuples {
+    copy: bytes::BytesMut,
+    rows: usize,
+    batch: usize,
+    last_key: Option<Vec<SqlValue>>,
+    canonical: Vec<u8>,
+}
+
+/// The binary COPY header: signature, no flags, no extension.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+impl Tuples {
+    fn new(batch: usize) -> Tuples {
+        let mut copy = bytes::BytesMut::new();
+        copy.extend_from_slice(COPY_HEADER);
+        Tuples {
+            copy,
+            rows: 0,
+            batch,
+            last_key: None,
+            canonical: Vec::new(),
+        }
+    }
+}
+
+impl Gather for Tuples {
+    type Chunk = Encoded;
+
+    fn push(&mut self, plan: &TablePlan, row: &rusqlite::Row<'_>, path: &str) -> Result<()> {
+        plan.encode_copy_row(row, &mut self.copy, &mut self.canonical, path)?;
+        self.rows += 1;
+        if self.rows == self.batch {
+            self.last_key = Some(
+                plan.source_key_of(row)
+                    .map_err(|e| MigrateError::source(path, e))?,
+            );
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.rows
+    }
+
+    fn take(&mut self, last: bool) -> Encoded {
+        use bytes::BufMut;
+        let mut next = Tuples::new(self.batch);
+        next.canonical = std::mem::take(&mut self.canonical);
+        next.copy.reserve(self.copy.len());
+        let mut done = std::mem::replace(self, next);
+        done.copy.put_i16(-1);
+        Encoded {
+            copy: done.copy.freeze(),
+            rows: done.rows,
+            last_key: done.last_key.filter(|_| !last),
+        }
+    }
+}
+
+/// Streams `plan`'s source rows in chunks of `batch`, gathered by `gather`,
+/// from a thread of its own.
+fn spawn_reader<G: Gather>(
     path: PathBuf,
     plan: Arc<TablePlan>,
     after: Option<Vec<SqlValue>>,
     batch: usize,
-    hashed: bool,
-) -> mpsc::Receiver<Result<Chunk>> {
+    mut gather: G,
+) -> mpsc::Receiver<Result<G::Chunk>> {
     let (tx, rx) = mpsc::channel(2);
     std::thread::spawn(move || {
         let shown = path.display().to_string();
@@ -99,37 +213,20 @@ fn spawn_reader(
             let mut stmt = conn
                 .prepare(&sql)
                 .map_err(|e| MigrateError::source(&shown, e))?;
-            let width = stmt.column_count();
             let params: Vec<SqlValue> = after.clone().unwrap_or_default();
             let mut rows = stmt
                 .query(rusqlite::params_from_iter(params.iter()))
                 .map_err(|e| MigrateError::source(&shown, e))?;
-            let mut buf = Vec::new();
-            let mut chunk = Vec::with_capacity(batch);
             while let Some(r) = rows.next().map_err(|e| MigrateError::source(&shown, e))? {
-                let mut values = Vec::with_capacity(width);
-                for i in 0..width {
-                    let v = r.get_ref(i).map_err(|e| MigrateError::source(&shown, e))?;
-                    values.push(SqlValue::from_ref(v));
-                }
-                chunk.push(plan.convert_row_hashed(values, &mut buf, hashed)?);
-                if plan.chunkable && chunk.len() >= batch {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(batch));
-                    if tx
-                        .blocking_send(Ok(Chunk {
-                            rows: full,
-                            last: false,
-                        }))
-                        .is_err()
-                    {
-                        return Ok(()); // the pass stopped
-                    }
+                gather.push(&plan, r, &shown)?;
+                if plan.chunkable
+                    && gather.len() >= batch
+                    && tx.blocking_send(Ok(gather.take(false))).is_err()
+                {
+                    return Ok(()); // the pass stopped
                 }
             }
-            let _ = tx.blocking_send(Ok(Chunk {
-                rows: chunk,
-                last: true,
-            }));
+            let _ = tx.blocking_send(Ok(gather.take(true)));
             Ok(())
         })();
         if let Err(e) = result {
@@ -324,13 +421,43 @@ pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
                 "clearing the unfinished first load of {name}"
             )))?;
     }
-    let hashed = !straight || plan.stored_hash;
+    let batch = p.batch.max(1);
+    // A first load keeps no values: the reader encodes the COPY itself.
+    // (UUID-mapped tables keep theirs for `migration_mappings`.)
+    if straight && plan.uuid_key.is_none() && p.sampler.is_none() {
+        let mut chunks = spawn_reader(
+            p.source_path.clone(),
+            plan.clone(),
+            after,
+            batch,
+            Tuples::new(batch),
+        );
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk?;
+            counts.chunks += 1;
+            counts.source_rows += chunk.rows as u64;
+            if chunk.rows > 0 {
+                counts.chunks_differing += 1;
+                counts.missing += chunk.rows as u64;
+                load(client, &plan, &chunk).await?;
+                counts.inserted += chunk.rows as u64;
+            }
+            p.progress.rows_done(&name, chunk.rows as u64);
+        }
+        finish_pass(client, &name).await?;
+        return Ok(counts);
+    }
     let mut chunks = spawn_reader(
         p.source_path.clone(),
         plan.clone(),
         after,
-        p.batch.max(1),
-        hashed,
+        batch,
+        Rows {
+            rows: Vec::with_capacity(batch),
+            batch,
+            hashed: !straight || plan.stored_hash,
+            buf: Vec::new(),
+        },
     );
     let mut sampler = p.sampler;
     while let Some(chunk) = chunks.recv().await {
@@ -513,6 +640,33 @@ async fn apply(
     tx.commit()
         .await
         .map_err(MigrateError::pg(ctx("committing a chunk of")))?;
+    Ok(())
+}
+
+/// Loads one encoded chunk of a first load and moves the checkpoint,
+/// atomically.
+async fn load(client: &mut Object, plan: &TablePlan, chunk: &Encoded) -> Result<()> {
+    use futures_util::SinkExt;
+    let name = plan.name();
+    let tx = begin(client, plan).await?;
+    let sql = format!(
+        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        plan.qualified,
+        plan.write_columns()
+    );
+    let copied = async {
+        let sink = tx.copy_in(&sql).await?;
+        let mut sink = std::pin::pin!(sink);
+        sink.send(chunk.copy.clone()).await?;
+        sink.as_mut().finish().await
+    }
+    .await;
+    copied.map_err(MigrateError::pg(format!("copying rows into table {name}")))?;
+    let inserted = i64::try_from(chunk.rows).unwrap_or(i64::MAX);
+    save_checkpoint(&*tx, name, chunk.last_key.as_deref(), [inserted, 0, 0]).await?;
+    tx.commit().await.map_err(MigrateError::pg(format!(
+        "committing a chunk of table {name}"
+    )))?;
     Ok(())
 }
 
@@ -901,6 +1055,118 @@ async fn save_checkpoint<C: tokio_postgres::GenericClient>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan for `table` of an in-memory source, measured as a run would.
+    fn plan_of(conn: &rusqlite::Connection, table: &str) -> TablePlan {
+        let schema = crate::schema::read_schema(conn, "memory").expect("schema");
+        let table = schema.table(table).expect("table");
+        let measured = crate::stats::measure(conn, table, "memory", None).expect("measured");
+        let mut plan = crate::plan::build(
+            table,
+            &measured.columns,
+            None,
+            &crate::plan::UuidMaps::new(),
+            "public",
+            false,
+        );
+        plan.stored_hash = true;
+        plan
+    }
+
+    /// The first-load encoder writes, value for value, what converting a
+    /// row to cells and sending them through `ToSql` writes, and the same
+    /// row hash.
+    #[test]
+    fn copy_tuples_match_converted_rows() {
+        let conn = rusqlite::Connection::open_in_memory().expect("memory");
+        conn.execute_batch(
+            "CREATE TABLE \"odd \"\"t\"\"\" (id INTEGER PRIMARY KEY, n INTEGER, r REAL, t TEXT,
+                                          b BLOB, flag BOOLEAN, mixed TEXT, f REAL);
+             INSERT INTO \"odd \"\"t\"\"\" VALUES
+               (1, 9223372036854775807, 1e308, 'héllo ✓', x'00ff', 1, 42, 3),
+               (2, -9223372036854775808, -0.0, '', x'', 0, 1.5, 2.5),
+               (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+               (4, 0, 5e-324, 'x', randomblob(3000), 1, 'text', -7);",
+        )
+        .expect("source");
+        let plan = plan_of(&conn, "odd \"t\"");
+        let types: Vec<Type> = plan
+            .columns
+            .iter()
+            .map(|c| c.kind.pg_type())
+            .chain([Type::INT8])
+            .collect();
+        let mut stmt = conn.prepare(&plan.source_select(false)).expect("select");
+        let mut rows = stmt.query([]).expect("rows");
+        let mut n = 0;
+        while let Some(r) = rows.next().expect("row") {
+            let mut fast = bytes::BytesMut::new();
+            plan.encode_copy_row(r, &mut fast, &mut Vec::new(), "memory")
+                .expect("encoded");
+            let values = (0..r.as_ref().column_count())
+                .map(|i| SqlValue::from_ref(r.get_ref(i).expect("value")))
+                .collect();
+            let row = plan
+                .convert_row_hashed(values, &mut Vec::new(), true)
+                .expect("converted");
+            let mut slow = bytes::BytesMut::new();
+            slow.extend_from_slice(&i16::try_from(types.len()).expect("width").to_be_bytes());
+            #[allow(clippy::cast_possible_wrap)] // the bits, as sent
+            let hash = row.hash as i64;
+            let fields = row
+                .cells
+                .iter()
+                .map(|c| c as &(dyn ToSql + Sync))
+                .chain([&hash as &(dyn ToSql + Sync)]);
+            for (field, ty) in fields.zip(&types) {
+                let at = slow.len();
+                slow.extend_from_slice(&[0; 4]);
+                let len = match field.to_sql_checked(ty, &mut slow).expect("to_sql") {
+                    tokio_postgres::types::IsNull::Yes => -1,
+                    tokio_postgres::types::IsNull::No => {
+                        i32::try_from(slow.len() - at - 4).expect("length")
+                    }
+                };
+                slow[at..at + 4].copy_from_slice(&len.to_be_bytes());
+            }
+            assert_eq!(fast, slow, "row {n}");
+            n += 1;
+        }
+        assert_eq!(n, 4);
+    }
+
+    /// A value that no longer fits its column's type stops the first load
+    /// with the same error as the converting path, naming the row's key.
+    #[test]
+    fn a_misfit_value_stops_the_encoder_with_its_key() {
+        let conn = rusqlite::Connection::open_in_memory().expect("memory");
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER); INSERT INTO t VALUES (1, 5);",
+        )
+        .expect("source");
+        let plan = plan_of(&conn, "t");
+        conn.execute_batch("INSERT INTO t VALUES (7, 'seven')")
+            .expect("misfit");
+        let mut stmt = conn.prepare(&plan.source_select(false)).expect("select");
+        let mut rows = stmt.query([]).expect("rows");
+        let mut out = bytes::BytesMut::new();
+        let first = rows.next().expect("row").expect("first row");
+        plan.encode_copy_row(first, &mut out, &mut Vec::new(), "memory")
+            .expect("the fitting row");
+        let second = rows.next().expect("row").expect("second row");
+        let err = plan
+            .encode_copy_row(second, &mut out, &mut Vec::new(), "memory")
+            .expect_err("refused");
+        match err {
+            MigrateError::ValueMisfit {
+                table, column, key, ..
+            } => assert_eq!(
+                (table.as_str(), column.as_str(), key.as_str()),
+                ("t", "n", "7")
+            ),
+            other => panic!("not a misfit: {other}"),
+        }
+    }
 
     fn row(k: i64, hash: u64) -> Row {
         Row {

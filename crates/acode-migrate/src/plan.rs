@@ -13,7 +13,7 @@ use crate::rowhash;
 use crate::schema::Table;
 use crate::stats::{ColumnStats, fits_existing, map_column};
 use crate::target::Existing;
-use crate::value::{Cell, Kind, SqlValue, convert, row_hash};
+use crate::value::{Cell, Kind, SqlValue, convert, convert_ref, hash_of, row_hash};
 
 /// The target column that holds the rowid of a source table without a
 /// declared primary key.
@@ -470,6 +470,67 @@ impl TablePlan {
             cells,
             hash,
         })
+    }
+
+    /// The source key of a row of [`TablePlan::source_select`].
+    pub fn source_key_of(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<SqlValue>> {
+        self.key
+            .iter()
+            .map(|&i| r.get_ref(self.columns[i].source).map(SqlValue::from_ref))
+            .collect()
+    }
+
+    /// Appends a row of [`TablePlan::source_select`] to `out` as one tuple
+    /// of a binary COPY into the table ([`TablePlan::write_columns`]), its
+    /// row hash computed on the way when the table keeps one: what
+    /// [`TablePlan::convert_row_hashed`] and a COPY of its cells write,
+    /// without keeping the values. `canonical` is scratch space.
+    pub fn encode_copy_row(
+        &self,
+        r: &rusqlite::Row<'_>,
+        out: &mut bytes::BytesMut,
+        canonical: &mut Vec<u8>,
+        path: &str,
+    ) -> Result<(), MigrateError> {
+        use bytes::BufMut;
+        use tokio_postgres::types::{IsNull, ToSql};
+        let misfit = |column: &str, detail: String| MigrateError::ValueMisfit {
+            table: self.table.name.clone(),
+            column: column.to_owned(),
+            key: self
+                .source_key_of(r)
+                .map_or_else(|e| e.to_string(), |k| key_text(&k)),
+            detail,
+        };
+        let fields = self.columns.len() + usize::from(self.stored_hash);
+        out.put_i16(i16::try_from(fields).unwrap_or(i16::MAX));
+        canonical.clear();
+        for c in &self.columns {
+            let v = r
+                .get_ref(c.source)
+                .map_err(|e| MigrateError::source(path, e))?;
+            let cell = convert_ref(v, c.kind, c.uuid_namespace.as_deref())
+                .map_err(|detail| misfit(&c.name, detail))?;
+            if self.stored_hash {
+                cell.encode(canonical);
+            }
+            let at = out.len();
+            out.put_i32(0);
+            match cell.to_sql(&c.kind.pg_type(), out) {
+                Ok(IsNull::Yes) => out[at..at + 4].copy_from_slice(&(-1i32).to_be_bytes()),
+                Ok(IsNull::No) => {
+                    let len = i32::try_from(out.len() - at - 4)
+                        .map_err(|_| misfit(&c.name, "a value larger than 2 GiB".to_owned()))?;
+                    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                }
+                Err(e) => return Err(misfit(&c.name, e.to_string())),
+            }
+        }
+        if self.stored_hash {
+            out.put_i32(8);
+            out.put_u64(hash_of(canonical));
+        }
+        Ok(())
     }
 
     /// The SQLite query of the row with a given key (`?1…`).

@@ -13,6 +13,7 @@
 //! bits), a 4-byte big-endian length and the bytes for text (UTF-8) and
 //! bytea, one byte for booleans, 16 bytes for UUIDs.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 
 use bytes::BytesMut;
@@ -39,6 +40,18 @@ impl SqlValue {
             ValueRef::Real(f) => SqlValue::Real(f),
             ValueRef::Text(t) => SqlValue::Text(t.to_vec()),
             ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+        }
+    }
+
+    /// The value as SQLite hands it out.
+    pub fn as_ref(&self) -> rusqlite::types::ValueRef<'_> {
+        use rusqlite::types::ValueRef;
+        match self {
+            SqlValue::Null => ValueRef::Null,
+            SqlValue::Int(i) => ValueRef::Integer(*i),
+            SqlValue::Real(f) => ValueRef::Real(*f),
+            SqlValue::Text(t) => ValueRef::Text(t),
+            SqlValue::Blob(b) => ValueRef::Blob(b),
         }
     }
 
@@ -95,14 +108,7 @@ impl SqlValue {
 
 impl rusqlite::ToSql for SqlValue {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, ValueRef};
-        Ok(ToSqlOutput::Borrowed(match self {
-            SqlValue::Null => ValueRef::Null,
-            SqlValue::Int(i) => ValueRef::Integer(*i),
-            SqlValue::Real(f) => ValueRef::Real(*f),
-            SqlValue::Text(t) => ValueRef::Text(t),
-            SqlValue::Blob(b) => ValueRef::Blob(b),
-        }))
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(self.as_ref()))
     }
 }
 
@@ -257,28 +263,22 @@ impl std::hash::Hash for Cell {
 }
 
 impl Cell {
+    /// The cell, borrowed.
+    pub fn as_ref(&self) -> CellRef<'_> {
+        match self {
+            Cell::Null => CellRef::Null,
+            Cell::Int(i) => CellRef::Int(*i),
+            Cell::Float(f) => CellRef::Float(*f),
+            Cell::Text(s) => CellRef::Text(Cow::Borrowed(s)),
+            Cell::Bytes(b) => CellRef::Bytes(Cow::Borrowed(b)),
+            Cell::Bool(b) => CellRef::Bool(*b),
+            Cell::Uuid(u) => CellRef::Uuid(*u),
+        }
+    }
+
     /// Appends the canonical bytes (see the module docs).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        if matches!(self, Cell::Null) {
-            out.push(0);
-            return;
-        }
-        out.push(1);
-        match self {
-            Cell::Null => {}
-            Cell::Int(i) => out.extend_from_slice(&i.to_be_bytes()),
-            Cell::Float(f) => out.extend_from_slice(&f.to_bits().to_be_bytes()),
-            Cell::Text(s) => {
-                out.extend_from_slice(&len32(s.len()).to_be_bytes());
-                out.extend_from_slice(s.as_bytes());
-            }
-            Cell::Bytes(b) => {
-                out.extend_from_slice(&len32(b.len()).to_be_bytes());
-                out.extend_from_slice(b);
-            }
-            Cell::Bool(b) => out.push(u8::from(*b)),
-            Cell::Uuid(u) => out.extend_from_slice(u),
-        }
+        self.as_ref().encode(out);
     }
 
     /// For messages and `check-record`.
@@ -310,6 +310,58 @@ impl Cell {
     }
 }
 
+/// A [`Cell`] that borrows its text and bytes from where they were read
+/// (a source row, while it is current), so that a row can be hashed and
+/// encoded for COPY without a copy of its values.
+#[derive(Debug)]
+pub enum CellRef<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(Cow<'a, str>),
+    Bytes(Cow<'a, [u8]>),
+    Bool(bool),
+    Uuid([u8; 16]),
+}
+
+impl CellRef<'_> {
+    /// Appends the canonical bytes (see the module docs).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        if matches!(self, CellRef::Null) {
+            out.push(0);
+            return;
+        }
+        out.push(1);
+        match self {
+            CellRef::Null => {}
+            CellRef::Int(i) => out.extend_from_slice(&i.to_be_bytes()),
+            CellRef::Float(f) => out.extend_from_slice(&f.to_bits().to_be_bytes()),
+            CellRef::Text(s) => {
+                out.extend_from_slice(&len32(s.len()).to_be_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+            CellRef::Bytes(b) => {
+                out.extend_from_slice(&len32(b.len()).to_be_bytes());
+                out.extend_from_slice(b);
+            }
+            CellRef::Bool(b) => out.push(u8::from(*b)),
+            CellRef::Uuid(u) => out.extend_from_slice(u),
+        }
+    }
+
+    pub fn into_owned(self) -> Cell {
+        match self {
+            CellRef::Null => Cell::Null,
+            CellRef::Int(i) => Cell::Int(i),
+            CellRef::Float(f) => Cell::Float(f),
+            CellRef::Text(s) => Cell::Text(s.into_owned()),
+            CellRef::Bytes(b) => Cell::Bytes(b.into_owned()),
+            CellRef::Bool(b) => Cell::Bool(b),
+            CellRef::Uuid(u) => Cell::Uuid(u),
+        }
+    }
+}
+
 fn len32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -320,7 +372,12 @@ pub fn row_hash(cells: &[Cell], buf: &mut Vec<u8>) -> u64 {
     for c in cells {
         c.encode(buf);
     }
-    let digest = Sha256::digest(&buf[..]);
+    hash_of(buf)
+}
+
+/// The 8-byte row hash of a row's canonical bytes.
+pub fn hash_of(canonical: &[u8]) -> u64 {
+    let digest = Sha256::digest(canonical);
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
@@ -335,7 +392,19 @@ pub type Misfit = String;
 /// Converts a source value to what a `kind` column holds. `uuid_ns` set:
 /// the column holds UUIDs derived from legacy integer keys.
 pub fn convert(v: &SqlValue, kind: Kind, uuid_ns: Option<&str>) -> Result<Cell, Misfit> {
+    convert_ref(v.as_ref(), kind, uuid_ns).map(CellRef::into_owned)
+}
+
+/// [`convert`] of a value as SQLite hands it out: text and bytes stay
+/// borrowed.
+pub fn convert_ref<'a>(
+    v: rusqlite::types::ValueRef<'a>,
+    kind: Kind,
+    uuid_ns: Option<&str>,
+) -> Result<CellRef<'a>, Misfit> {
+    use rusqlite::types::ValueRef;
     let misfit = || {
+        let v = SqlValue::from_ref(v);
         format!(
             "{} value {} does not fit {}",
             v.class(),
@@ -345,40 +414,42 @@ pub fn convert(v: &SqlValue, kind: Kind, uuid_ns: Option<&str>) -> Result<Cell, 
     };
     if let (Some(ns), Kind::Uuid) = (uuid_ns, kind) {
         return match v {
-            SqlValue::Null => Ok(Cell::Null),
-            SqlValue::Int(i) => Ok(Cell::Uuid(derive_uuid(ns, *i))),
+            ValueRef::Null => Ok(CellRef::Null),
+            ValueRef::Integer(i) => Ok(CellRef::Uuid(derive_uuid(ns, i))),
             _ => Err(format!("{}: only integer keys map to UUIDs", misfit())),
         };
     }
     Ok(match (v, kind) {
-        (SqlValue::Null, _) => Cell::Null,
-        (SqlValue::Int(i), Kind::Int8) => Cell::Int(*i),
-        (SqlValue::Int(i), Kind::Int4) => {
-            i32::try_from(*i).map_err(|_| misfit())?;
-            Cell::Int(*i)
+        (ValueRef::Null, _) => CellRef::Null,
+        (ValueRef::Integer(i), Kind::Int8) => CellRef::Int(i),
+        (ValueRef::Integer(i), Kind::Int4) => {
+            i32::try_from(i).map_err(|_| misfit())?;
+            CellRef::Int(i)
         }
-        (SqlValue::Int(i), Kind::Int2) => {
-            i16::try_from(*i).map_err(|_| misfit())?;
-            Cell::Int(*i)
+        (ValueRef::Integer(i), Kind::Int2) => {
+            i16::try_from(i).map_err(|_| misfit())?;
+            CellRef::Int(i)
         }
-        (SqlValue::Int(i), Kind::Float8)
-            if (-MAX_EXACT_F64_INT..=MAX_EXACT_F64_INT).contains(i) =>
+        (ValueRef::Integer(i), Kind::Float8)
+            if (-MAX_EXACT_F64_INT..=MAX_EXACT_F64_INT).contains(&i) =>
         {
             #[allow(clippy::cast_precision_loss)] // exact: checked above
-            Cell::Float(*i as f64)
+            CellRef::Float(i as f64)
         }
-        (SqlValue::Int(i), Kind::Bool) if *i == 0 || *i == 1 => Cell::Bool(*i == 1),
-        (SqlValue::Real(f), Kind::Float8) => Cell::Float(*f),
-        (SqlValue::Int(i), k) if k.is_texty() => Cell::Text(i.to_string()),
-        (SqlValue::Real(f), k) if k.is_texty() => Cell::Text(real_text(*f)),
-        (SqlValue::Text(t), k) if k.is_texty() => match std::str::from_utf8(t) {
-            Ok(s) if !s.contains('\0') => Cell::Text(s.to_owned()),
+        (ValueRef::Integer(i), Kind::Bool) if i == 0 || i == 1 => CellRef::Bool(i == 1),
+        (ValueRef::Real(f), Kind::Float8) => CellRef::Float(f),
+        (ValueRef::Integer(i), k) if k.is_texty() => CellRef::Text(Cow::Owned(i.to_string())),
+        (ValueRef::Real(f), k) if k.is_texty() => CellRef::Text(Cow::Owned(real_text(f))),
+        (ValueRef::Text(t), k) if k.is_texty() => match std::str::from_utf8(t) {
+            Ok(s) if !s.contains('\0') => CellRef::Text(Cow::Borrowed(s)),
             Ok(_) => return Err(format!("{}: text with a NUL character", misfit())),
             Err(_) => return Err(format!("{}: text that is not valid UTF-8", misfit())),
         },
-        (SqlValue::Blob(b) | SqlValue::Text(b), Kind::Bytea) => Cell::Bytes(b.clone()),
-        (SqlValue::Int(i), Kind::Bytea) => Cell::Bytes(i.to_string().into_bytes()),
-        (SqlValue::Real(f), Kind::Bytea) => Cell::Bytes(real_text(*f).into_bytes()),
+        (ValueRef::Blob(b) | ValueRef::Text(b), Kind::Bytea) => CellRef::Bytes(Cow::Borrowed(b)),
+        (ValueRef::Integer(i), Kind::Bytea) => {
+            CellRef::Bytes(Cow::Owned(i.to_string().into_bytes()))
+        }
+        (ValueRef::Real(f), Kind::Bytea) => CellRef::Bytes(Cow::Owned(real_text(f).into_bytes())),
         _ => return Err(misfit()),
     })
 }
@@ -426,18 +497,30 @@ type BoxError = Box<dyn StdError + Sync + Send>;
 
 impl ToSql for Cell {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        self.as_ref().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        accepted(ty)
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSql for CellRef<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
         match self {
-            Cell::Null => Ok(IsNull::Yes),
-            Cell::Int(i) => match *ty {
+            CellRef::Null => Ok(IsNull::Yes),
+            CellRef::Int(i) => match *ty {
                 Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
                 Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
                 _ => i.to_sql(ty, out),
             },
-            Cell::Float(f) => f.to_sql(ty, out),
-            Cell::Text(s) => s.as_str().to_sql(ty, out),
-            Cell::Bytes(b) => b.as_slice().to_sql(ty, out),
-            Cell::Bool(b) => b.to_sql(ty, out),
-            Cell::Uuid(u) => {
+            CellRef::Float(f) => f.to_sql(ty, out),
+            CellRef::Text(s) => s.as_ref().to_sql(ty, out),
+            CellRef::Bytes(b) => b.as_ref().to_sql(ty, out),
+            CellRef::Bool(b) => b.to_sql(ty, out),
+            CellRef::Uuid(u) => {
                 if *ty != Type::UUID {
                     return Err(format!("a UUID cannot be sent as {ty}").into());
                 }
