@@ -778,19 +778,15 @@ pub async fn incremental(
         finish_pass(client, &name).await?;
         return Ok((counts, seq));
     }
-    client
-        .batch_execute(&plan.stage_sql())
-        .await
-        .map_err(MigrateError::pg(format!(
-            "preparing staging tables for {name}"
-        )))?;
-    // The source is read a span ahead of the target's work on the last.
+    // The source is read a span ahead of the target's work on the last;
+    // the first span is short, so that the target starts soon.
     let (tx, mut spans) = mpsc::channel(2);
     let (reader_plan, span) = (plan.clone(), p.batch.clamp(1, SPAN));
     std::thread::spawn(move || {
         let mut after = seq;
+        let mut limit = (span / 4).max(1);
         loop {
-            let read = read_changed(&conn, &reader_plan, tid, after, span, &shown);
+            let read = read_changed(&conn, &reader_plan, tid, after, limit, &shown);
             let more = matches!(&read, Ok(Some(_)));
             if let Ok(Some(changed)) = &read {
                 after = changed.upto;
@@ -798,8 +794,15 @@ pub async fn incremental(
             if tx.blocking_send(read).is_err() || !more {
                 return;
             }
+            limit = span;
         }
     });
+    client
+        .batch_execute(&plan.stage_sql())
+        .await
+        .map_err(MigrateError::pg(format!(
+            "preparing staging tables for {name}"
+        )))?;
     while let Some(read) = spans.recv().await {
         let Some(changed) = read? else { break };
         counts.chunks += 1;

@@ -757,6 +757,16 @@ impl Migrator {
             }
         }
 
+        // What each table will cost, for sharing them out below.
+        let mut costs = Vec::with_capacity(plans.len());
+        for plan in &plans {
+            costs.push(match &plan.tracking {
+                Some(track::Tracking::Incremental { tid, seq, .. }) => {
+                    track::pending(&conn, *tid, *seq, &self.shown())?.saturating_mul(MERGE_COST)
+                }
+                _ => plan.counted_rows.unwrap_or(0),
+            });
+        }
         let conn = std::sync::Mutex::new(conn);
         let outcome = async {
             // In replica mode: the rehash is acode's write, and fires none
@@ -769,9 +779,11 @@ impl Migrator {
             if continued {
                 notes.push("continuing a run that was cut short: finished tables are skipped, the others resume from their checkpoints".into());
             }
+            // The costliest first: the connection that takes the last
+            // (cheapest) table ends about when the other does.
             let mut order: Vec<usize> = (0..plans.len()).collect();
             if second.is_some() {
-                order.sort_by_key(|&i| std::cmp::Reverse(plans[i].counted_rows.unwrap_or(0)));
+                order.sort_by_key(|&i| std::cmp::Reverse(costs[i]));
             }
             let work = Copying {
                 plans: &plans,
@@ -1194,6 +1206,10 @@ async fn data_session(client: &Object) -> Result<Option<String>> {
                 .map_or_else(|| e.to_string(), |d| d.message().to_owned())
         }))
 }
+
+/// What merging one change-log entry's row costs against comparing one
+/// row in a full pass, roughly (for sharing tables between connections).
+const MERGE_COST: u64 = 8;
 
 /// Undoes [`data_session`] before the connection goes back to the pool.
 async fn end_data_session(client: &Object) {
