@@ -103,12 +103,8 @@ impl Gather for Rows {
     type Chunk = Chunk;
 
     fn push(&mut self, plan: &TablePlan, row: &rusqlite::Row<'_>, path: &str) -> Result<()> {
-        let values = (0..row.as_ref().column_count())
-            .map(|i| row.get_ref(i).map(SqlValue::from_ref))
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| MigrateError::source(path, e))?;
         self.rows
-            .push(plan.convert_row_hashed(values, &mut self.buf, self.hashed)?);
+            .push(plan.convert_source_row(row, &mut self.buf, self.hashed, path)?);
         Ok(())
     }
 
@@ -702,7 +698,6 @@ fn read_changed(
     let mut stmt = conn
         .prepare_cached(&plan.source_select_by_key())
         .map_err(err)?;
-    let width = stmt.column_count();
     let mut seen = std::collections::HashSet::new();
     let (mut found, mut gone) = (Vec::new(), Vec::new());
     let mut buf = Vec::new();
@@ -725,13 +720,7 @@ fn read_changed(
             .query(rusqlite::params_from_iter(key.iter()))
             .map_err(err)?;
         match rows.next().map_err(err)? {
-            Some(r) => {
-                let mut values = Vec::with_capacity(width);
-                for i in 0..width {
-                    values.push(SqlValue::from_ref(r.get_ref(i).map_err(err)?));
-                }
-                found.push(plan.convert_row_hashed(values, &mut buf, true)?);
-            }
+            Some(r) => found.push(plan.convert_source_row(r, &mut buf, true, shown)?),
             None => gone.push(key),
         }
     }
@@ -1078,7 +1067,8 @@ mod tests {
 
     /// The first-load encoder writes, value for value, what converting a
     /// row to cells and sending them through `ToSql` writes, and the same
-    /// row hash.
+    /// row hash; converting straight from SQLite's row gives the same
+    /// cells, keys and hash as converting owned values.
     #[test]
     fn copy_tuples_match_converted_rows() {
         let conn = rusqlite::Connection::open_in_memory().expect("memory");
@@ -1112,6 +1102,18 @@ mod tests {
             let row = plan
                 .convert_row_hashed(values, &mut Vec::new(), true)
                 .expect("converted");
+            let direct = plan
+                .convert_source_row(r, &mut Vec::new(), true, "memory")
+                .expect("converted directly");
+            assert_eq!(
+                (
+                    &direct.cells,
+                    &direct.match_key,
+                    &direct.source_key,
+                    direct.hash
+                ),
+                (&row.cells, &row.match_key, &row.source_key, row.hash)
+            );
             let mut slow = bytes::BytesMut::new();
             slow.extend_from_slice(&i16::try_from(types.len()).expect("width").to_be_bytes());
             #[allow(clippy::cast_possible_wrap)] // the bits, as sent

@@ -13,7 +13,7 @@ use crate::rowhash;
 use crate::schema::Table;
 use crate::stats::{ColumnStats, fits_existing, map_column};
 use crate::target::Existing;
-use crate::value::{Cell, Kind, SqlValue, convert, convert_ref, hash_of, row_hash};
+use crate::value::{Cell, Kind, SqlValue, convert, convert_ref, hash_of};
 
 /// The target column that holds the rowid of a source table without a
 /// declared primary key.
@@ -446,24 +446,52 @@ impl TablePlan {
             .iter()
             .map(|&i| values[self.columns[i].source].clone())
             .collect();
+        self.build_row(|i| Ok(values[i].as_ref()), source_key, buf, hashed)
+    }
+
+    /// [`TablePlan::convert_row_hashed`] of a row as SQLite hands it out
+    /// (a row of [`TablePlan::source_select`]): each value is converted
+    /// from the row itself, without an owned copy first.
+    pub fn convert_source_row(
+        &self,
+        r: &rusqlite::Row<'_>,
+        buf: &mut Vec<u8>,
+        hashed: bool,
+        path: &str,
+    ) -> Result<Row, MigrateError> {
+        let err = |e| MigrateError::source(path, e);
+        let source_key = self.source_key_of(r).map_err(err)?;
+        self.build_row(|i| r.get_ref(i).map_err(err), source_key, buf, hashed)
+    }
+
+    fn build_row<'v>(
+        &self,
+        value: impl Fn(usize) -> Result<rusqlite::types::ValueRef<'v>, MigrateError>,
+        source_key: Vec<SqlValue>,
+        buf: &mut Vec<u8>,
+        hashed: bool,
+    ) -> Result<Row, MigrateError> {
+        buf.clear();
         let mut cells = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
-            let v = &values[c.source];
-            let cell = convert(v, c.kind, c.uuid_namespace.as_deref()).map_err(|detail| {
-                MigrateError::ValueMisfit {
+            let cell = convert_ref(value(c.source)?, c.kind, c.uuid_namespace.as_deref()).map_err(
+                |detail| MigrateError::ValueMisfit {
                     table: self.table.name.clone(),
                     column: c.name.clone(),
                     key: key_text(&source_key),
                     detail,
-                }
-            })?;
-            cells.push(cell);
+                },
+            )?;
+            if hashed {
+                cell.encode(buf);
+            }
+            cells.push(cell.into_owned());
         }
         let match_key = match (&self.uuid_key, source_key.first()) {
             (Some(_), Some(SqlValue::Int(i))) => vec![Cell::Int(*i)],
             _ => self.key.iter().map(|&i| cells[i].clone()).collect(),
         };
-        let hash = if hashed { row_hash(&cells, buf) } else { 0 };
+        let hash = if hashed { hash_of(buf) } else { 0 };
         Ok(Row {
             source_key,
             match_key,

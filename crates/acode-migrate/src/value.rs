@@ -366,16 +366,8 @@ fn len32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// The 8-byte row hash: the first 8 bytes of SHA-256 over the cells.
-pub fn row_hash(cells: &[Cell], buf: &mut Vec<u8>) -> u64 {
-    buf.clear();
-    for c in cells {
-        c.encode(buf);
-    }
-    hash_of(buf)
-}
-
-/// The 8-byte row hash of a row's canonical bytes.
+/// The 8-byte row hash: the first 8 bytes of SHA-256 over a row's
+/// canonical bytes (its cells' [`Cell::encode`], in column order).
 pub fn hash_of(canonical: &[u8]) -> u64 {
     let digest = Sha256::digest(canonical);
     let mut first = [0u8; 8];
