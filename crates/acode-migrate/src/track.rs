@@ -349,6 +349,17 @@ pub fn prune(path: &Path, done: &[(i64, i64)]) -> Result<()> {
     let err =
         |e: rusqlite::Error| MigrateError::source(&shown, format!("pruning the change log: {e}"));
     let mut conn = open_writable(path)?;
+    // Losing a prune in a power cut is harmless (its entries come back
+    // together with the old `pruned_to`): in WAL mode the commit need not
+    // wait for the disk. (NORMAL keeps the file consistent in WAL mode;
+    // other journal modes keep their setting.)
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(err)?;
+    if mode.eq_ignore_ascii_case("wal") {
+        conn.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(err)?;
+    }
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(err)?;
