@@ -901,95 +901,41 @@ impl Migrator {
             conn,
             ..
         } = self.prepare(opts, false, false).await?;
-        let mut tables = Vec::new();
-        for plan in plans {
-            let plan = Arc::new(plan);
-            let mut v = TableValidation {
-                table: plan.name().to_owned(),
-                ok: false,
-                source_rows: schema::count_rows(&conn, plan.name(), &self.shown())?,
-                target_rows: 0,
-                chunks: 0,
-                chunks_differing: 0,
-                missing: 0,
-                changed: 0,
-                extra: 0,
-                sampled: 0,
-                sample_mismatches: Vec::new(),
-                problems: Vec::new(),
-            };
-            if !plan.exists {
-                v.missing = v.source_rows;
-                v.problems.push("the table is missing in the target".into());
-            } else if let Some(b) = &plan.blocker {
-                v.problems.push(b.clone());
-            } else {
-                let mut sampler = Sampler::new(opts.sample);
-                let c: Counts = engine::pass(
-                    &mut client,
-                    self.pass(
-                        plan.clone(),
-                        opts,
-                        Mode::Compare,
-                        &crate::NoProgress,
-                        Some(&mut sampler),
-                        None,
-                    ),
-                )
-                .await?;
-                v.source_rows = c.source_rows;
-                v.target_rows = c.target_rows;
-                v.chunks = c.chunks;
-                v.chunks_differing = c.chunks_differing;
-                v.missing = c.missing;
-                v.changed = c.changed;
-                v.extra = c.extra;
-                let stmt = client
-                    .prepare(&plan.select_by_key_sql())
-                    .await
-                    .map_err(MigrateError::pg(format!("reading rows of {}", plan.name())))?;
-                for row in &sampler.rows {
-                    v.sampled += 1;
-                    let key: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = plan
-                        .key
-                        .iter()
-                        .map(|&i| &row.cells[i] as &(dyn tokio_postgres::types::ToSql + Sync))
-                        .collect();
-                    let found = client
-                        .query_opt(&stmt, &key)
-                        .await
-                        .map_err(MigrateError::pg(format!("reading rows of {}", plan.name())))?;
-                    let shown_key = key_text(&row.source_key);
-                    match found {
-                        None => v
-                            .sample_mismatches
-                            .push(format!("row {shown_key} is missing in the target")),
-                        Some(t) => {
-                            for (i, c) in plan.columns.iter().enumerate() {
-                                let have: Cell = t.try_get(i).map_err(MigrateError::pg(
-                                    format!("reading rows of {}", plan.name()),
-                                ))?;
-                                if have != row.cells[i] {
-                                    v.sample_mismatches.push(format!(
-                                        "row {shown_key}, column {:?}: source {} ≠ target {}",
-                                        c.name,
-                                        row.cells[i].display(),
-                                        have.display()
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                }
+        let plans: Vec<Arc<TablePlan>> = plans.into_iter().map(Arc::new).collect();
+        // Two connections take the tables in turn, largest first, as a run
+        // does (each table's pass keeps about one core busy).
+        let mut order: Vec<usize> = (0..plans.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(plans[i].counted_rows.unwrap_or(0)));
+        let queue = std::sync::Mutex::new(std::collections::VecDeque::from(order));
+        let done = std::sync::Mutex::new(vec![None; plans.len()]);
+        let conn = std::sync::Mutex::new(conn);
+        let mut second = if plans.len() > 1 {
+            self.target.client().await.ok()
+        } else {
+            None
+        };
+        let work = Validating {
+            plans: &plans,
+            queue,
+            done,
+            conn,
+            opts,
+        };
+        let (first, other) = tokio::join!(self.validate_tables(&mut client, &work), async {
+            match second.as_mut() {
+                Some(c) => self.validate_tables(c, &work).await,
+                None => Ok(()),
             }
-            v.ok = v.problems.is_empty()
-                && v.sample_mismatches.is_empty()
-                && v.missing == 0
-                && v.changed == 0
-                && v.extra == 0
-                && v.source_rows == v.target_rows;
-            tables.push(v);
-        }
+        });
+        first?;
+        other?;
+        let tables: Vec<TableValidation> = work
+            .done
+            .into_inner()
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect();
         let mut report = ValidationReport {
             ok: tables.iter().all(|t| t.ok),
             source: self.source_id.clone(),
@@ -1008,6 +954,139 @@ impl Migrator {
             .map_err(MigrateError::pg("storing the validation report"))?;
         report.report_id = row.get(0);
         Ok(report)
+    }
+
+    /// Validates the tables `work` has left, one at a time, on `client`.
+    async fn validate_tables(&self, client: &mut Object, work: &Validating<'_>) -> Result<()> {
+        loop {
+            let next = work.queue.lock().ok().and_then(|mut q| q.pop_front());
+            let Some(i) = next else {
+                return Ok(());
+            };
+            let v = match self
+                .validate_table(client, &work.conn, &work.plans[i], work.opts)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    // The other connection stops after its table.
+                    if let Ok(mut q) = work.queue.lock() {
+                        q.clear();
+                    }
+                    return Err(e);
+                }
+            };
+            if let Ok(mut done) = work.done.lock() {
+                done[i] = Some(v);
+            }
+        }
+    }
+
+    /// One table of [`Migrator::validate`], on `client`.
+    async fn validate_table(
+        &self,
+        client: &mut Object,
+        conn: &std::sync::Mutex<Connection>,
+        plan: &Arc<TablePlan>,
+        opts: &Options,
+    ) -> Result<TableValidation> {
+        let mut v = TableValidation {
+            table: plan.name().to_owned(),
+            ok: false,
+            source_rows: 0,
+            target_rows: 0,
+            chunks: 0,
+            chunks_differing: 0,
+            missing: 0,
+            changed: 0,
+            extra: 0,
+            sampled: 0,
+            sample_mismatches: Vec::new(),
+            problems: Vec::new(),
+        };
+        // The pass counts the source rows it compares; a table not
+        // compared is counted on its own.
+        let count = || match conn.lock() {
+            Ok(conn) => schema::count_rows(&conn, plan.name(), &self.shown()),
+            Err(_) => Err(MigrateError::source(
+                &self.shown(),
+                "the source connection is unusable",
+            )),
+        };
+        if !plan.exists {
+            v.source_rows = count()?;
+            v.missing = v.source_rows;
+            v.problems.push("the table is missing in the target".into());
+        } else if let Some(b) = &plan.blocker {
+            v.source_rows = count()?;
+            v.problems.push(b.clone());
+        } else {
+            let mut sampler = Sampler::new(opts.sample);
+            let c: Counts = engine::pass(
+                client,
+                self.pass(
+                    plan.clone(),
+                    opts,
+                    Mode::Compare,
+                    &crate::NoProgress,
+                    Some(&mut sampler),
+                    None,
+                ),
+            )
+            .await?;
+            v.source_rows = c.source_rows;
+            v.target_rows = c.target_rows;
+            v.chunks = c.chunks;
+            v.chunks_differing = c.chunks_differing;
+            v.missing = c.missing;
+            v.changed = c.changed;
+            v.extra = c.extra;
+            let stmt = client
+                .prepare(&plan.select_by_key_sql())
+                .await
+                .map_err(MigrateError::pg(format!("reading rows of {}", plan.name())))?;
+            for row in &sampler.rows {
+                v.sampled += 1;
+                let key: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = plan
+                    .key
+                    .iter()
+                    .map(|&i| &row.cells[i] as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let found = client
+                    .query_opt(&stmt, &key)
+                    .await
+                    .map_err(MigrateError::pg(format!("reading rows of {}", plan.name())))?;
+                let shown_key = key_text(&row.source_key);
+                match found {
+                    None => v
+                        .sample_mismatches
+                        .push(format!("row {shown_key} is missing in the target")),
+                    Some(t) => {
+                        for (i, c) in plan.columns.iter().enumerate() {
+                            let have: Cell = t.try_get(i).map_err(MigrateError::pg(format!(
+                                "reading rows of {}",
+                                plan.name()
+                            )))?;
+                            if have != row.cells[i] {
+                                v.sample_mismatches.push(format!(
+                                    "row {shown_key}, column {:?}: source {} ≠ target {}",
+                                    c.name,
+                                    row.cells[i].display(),
+                                    have.display()
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        v.ok = v.problems.is_empty()
+            && v.sample_mismatches.is_empty()
+            && v.missing == 0
+            && v.changed == 0
+            && v.extra == 0
+            && v.source_rows == v.target_rows;
+        Ok(v)
     }
 
     /// Both sides of one record. `key`: the value of a single-column key,
@@ -1166,8 +1245,16 @@ impl Migrator {
     }
 }
 
-/// `TABLE.COL` against the schema: table names may hold dots, so every
-/// split is tried. The column must be the table's single-column key.
+/// The tables of a validation, shared by the connections comparing them.
+struct Validating<'a> {
+    plans: &'a [Arc<TablePlan>],
+    /// Indexes into `plans` not yet taken, in the order to take them.
+    queue: std::sync::Mutex<std::collections::VecDeque<usize>>,
+    done: std::sync::Mutex<Vec<Option<TableValidation>>>,
+    conn: std::sync::Mutex<Connection>,
+    opts: &'a Options,
+}
+
 /// The tables of a run, shared by the connections copying them.
 struct Copying<'a> {
     plans: &'a [TablePlan],
@@ -1218,6 +1305,8 @@ async fn end_data_session(client: &Object) {
         .await;
 }
 
+/// `TABLE.COL` against the schema: table names may hold dots, so every
+/// split is tried. The column must be the table's single-column key.
 fn resolve_uuid_map(schema: &Schema, spec: &str) -> Result<(String, String)> {
     for (i, _) in spec.match_indices('.') {
         let (t, c) = (&spec[..i], &spec[i + 1..]);
