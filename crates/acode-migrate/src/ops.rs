@@ -220,12 +220,22 @@ impl Migrator {
         // What each selected table needs measured: all its columns, or for
         // a table acode created (types already fixed) only its keys, or
         // nothing when its changes are read from the change log.
+        let tables: Vec<&schema::Table> = schema
+            .tables
+            .iter()
+            .filter(|t| selected.is_empty() || selected.contains(&t.name))
+            .collect();
+        // The target's catalog for every table at once: the queries are
+        // pipelined on the one connection.
+        let existing_all = futures_util::future::join_all(
+            tables
+                .iter()
+                .map(|t| target::existing(&client, &self.target.schema, &t.name)),
+        )
+        .await;
         let mut wanted = Vec::new();
-        for table in &schema.tables {
-            if !selected.is_empty() && !selected.contains(&table.name) {
-                continue;
-            }
-            let existing = target::existing(&client, &self.target.schema, &table.name).await?;
+        for (table, existing) in tables.into_iter().zip(existing_all) {
+            let existing = existing?;
             // A table acode created has its types already: a scan of the
             // key columns is enough (values that no longer fit are refused
             // one by one while copying). Analyze always measures all.
@@ -679,13 +689,17 @@ impl Migrator {
     /// resumes from checkpoints.
     pub async fn run(&self, opts: &Options, progress: &dyn Progress) -> Result<RunReport> {
         let started = Instant::now();
+        // A second connection opens while the first prepares (the copy may
+        // use it); back in the pool until then.
+        let (prepared, spare) = tokio::join!(self.prepare(opts, true, false), self.target.client());
+        drop(spare);
         let Prepared {
             schema,
             mut plans,
             mut client,
             conn,
             mut notes,
-        } = self.prepare(opts, true, false).await?;
+        } = prepared?;
         if let Some(err) = plans.iter().find_map(TablePlan::error) {
             return Err(err);
         }
