@@ -639,10 +639,23 @@ async fn apply(
     Ok(())
 }
 
+/// Runs `sql` (a `COPY … FROM STDIN (FORMAT binary)`) with `copy` as its
+/// whole input.
+async fn send_copy(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    copy: bytes::Bytes,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    use futures_util::SinkExt;
+    let sink = tx.copy_in(sql).await?;
+    let mut sink = std::pin::pin!(sink);
+    sink.send(copy).await?;
+    sink.as_mut().finish().await
+}
+
 /// Loads one encoded chunk of a first load and moves the checkpoint,
 /// atomically.
 async fn load(client: &mut Object, plan: &TablePlan, chunk: &Encoded) -> Result<()> {
-    use futures_util::SinkExt;
     let name = plan.name();
     let tx = begin(client, plan).await?;
     let sql = format!(
@@ -650,20 +663,32 @@ async fn load(client: &mut Object, plan: &TablePlan, chunk: &Encoded) -> Result<
         plan.qualified,
         plan.write_columns()
     );
-    let copied = async {
-        let sink = tx.copy_in(&sql).await?;
-        let mut sink = std::pin::pin!(sink);
-        sink.send(chunk.copy.clone()).await?;
-        sink.as_mut().finish().await
-    }
-    .await;
-    copied.map_err(MigrateError::pg(format!("copying rows into table {name}")))?;
+    send_copy(&tx, &sql, chunk.copy.clone())
+        .await
+        .map_err(MigrateError::pg(format!("copying rows into table {name}")))?;
     let inserted = i64::try_from(chunk.rows).unwrap_or(i64::MAX);
     save_checkpoint(&*tx, name, chunk.last_key.as_deref(), [inserted, 0, 0]).await?;
     tx.commit().await.map_err(MigrateError::pg(format!(
         "committing a chunk of table {name}"
     )))?;
     Ok(())
+}
+
+/// The rows of a span, as the merge stages them.
+enum Staged {
+    /// Converted (a UUID-mapped table records their mappings too).
+    Rows(Vec<Row>),
+    /// Encoded for the staging table's COPY, as a first load encodes.
+    Copy(Encoded),
+}
+
+impl Staged {
+    fn len(&self) -> usize {
+        match self {
+            Staged::Rows(rows) => rows.len(),
+            Staged::Copy(encoded) => encoded.rows,
+        }
+    }
 }
 
 /// The rows a span of change-log entries names, as the source holds them
@@ -673,7 +698,7 @@ struct Changed {
     upto: i64,
     entries: usize,
     /// Rows of the named keys the source has.
-    found: Vec<Row>,
+    found: Staged,
     /// Named keys the source no longer has.
     gone: Vec<Vec<SqlValue>>,
 }
@@ -699,8 +724,15 @@ fn read_changed(
         .prepare_cached(&plan.source_select_by_key())
         .map_err(err)?;
     let mut seen = std::collections::HashSet::new();
-    let (mut found, mut gone) = (Vec::new(), Vec::new());
-    let mut buf = Vec::new();
+    let mut gone = Vec::new();
+    let encode = plan.uuid_key.is_none();
+    let mut rows_found = Rows {
+        rows: Vec::new(),
+        batch: 0,
+        hashed: true,
+        buf: Vec::new(),
+    };
+    let mut encoded = Tuples::new(usize::MAX);
     for (seq, text) in &entries {
         if !seen.insert(text.as_str()) {
             continue;
@@ -720,10 +752,16 @@ fn read_changed(
             .query(rusqlite::params_from_iter(key.iter()))
             .map_err(err)?;
         match rows.next().map_err(err)? {
-            Some(r) => found.push(plan.convert_source_row(r, &mut buf, true, shown)?),
+            Some(r) if encode => encoded.push(plan, r, shown)?,
+            Some(r) => rows_found.push(plan, r, shown)?,
             None => gone.push(key),
         }
     }
+    let found = if encode {
+        Staged::Copy(encoded.take(true))
+    } else {
+        Staged::Rows(rows_found.take(true).rows)
+    };
     Ok(Some(Changed {
         upto,
         entries: entries.len(),
@@ -827,7 +865,7 @@ pub async fn incremental(
 async fn apply_changes(
     client: &mut Object,
     plan: &TablePlan,
-    rows: &[Row],
+    staged: &Staged,
     gone: &[Vec<Cell>],
     cursor: (CursorKey<'_>, i64),
 ) -> Result<[u64; 3]> {
@@ -839,8 +877,15 @@ async fn apply_changes(
         delete_keys(&tx, plan, gone).await?
     };
     let (mut inserted, mut updated) = (0, 0);
-    if !rows.is_empty() {
-        stage_rows(&tx, plan, rows.iter()).await?;
+    if staged.len() > 0 {
+        match staged {
+            Staged::Rows(rows) => stage_rows(&tx, plan, rows.iter()).await?,
+            Staged::Copy(encoded) => {
+                send_copy(&tx, &plan.stage_copy_sql(), encoded.copy.clone())
+                    .await
+                    .map_err(MigrateError::pg(format!("staging rows of table {name}")))?;
+            }
+        }
         // A row the merge leaves alone (equal) is not returned; one it
         // inserted has no deleting transaction (xmax 0).
         let merged = tx
@@ -854,7 +899,9 @@ async fn apply_changes(
                 updated += 1;
             }
         }
-        record_mappings(&tx, plan, rows.iter()).await?;
+        if let Staged::Rows(rows) = staged {
+            record_mappings(&tx, plan, rows.iter()).await?;
+        }
     }
     let counters = [inserted, updated, deleted].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     save_checkpoint(&*tx, name, None, counters).await?;
@@ -941,11 +988,7 @@ async fn stage_rows<'r>(
     plan: &TablePlan,
     rows: impl Iterator<Item = &'r Row>,
 ) -> Result<()> {
-    let sql = format!(
-        "COPY pg_temp.acode_stage ({}) FROM STDIN (FORMAT binary)",
-        plan.write_columns()
-    );
-    copy_rows(tx, plan, &sql, rows)
+    copy_rows(tx, plan, &plan.stage_copy_sql(), rows)
         .await
         .map_err(MigrateError::pg(format!(
             "staging rows of table {}",

@@ -870,6 +870,14 @@ impl TablePlan {
         )
     }
 
+    /// The binary COPY into the staging table the merge reads.
+    pub fn stage_copy_sql(&self) -> String {
+        format!(
+            "COPY pg_temp.acode_stage ({}) FROM STDIN (FORMAT binary)",
+            self.write_columns()
+        )
+    }
+
     pub fn stage_sql(&self) -> String {
         format!(
             "DROP TABLE IF EXISTS pg_temp.acode_stage; DROP TABLE IF EXISTS pg_temp.acode_stage_del;
