@@ -69,6 +69,9 @@
 //!   parent whose children are still in the target then fails with the
 //!   target's message. Foreign keys are added (deferrable) only where the
 //!   source has no orphan rows; otherwise analyze and run report why not.
+//! * **Room for updates.** Tables acode creates keep a tenth of each page
+//!   free (`fillfactor = 90`), so that a later run's update of a row stays
+//!   on its page (see [`target::FILLFACTOR`]).
 //! * Control tables live in schema `acode_migrate` of the target, created
 //!   by refinery migrations with their own history table.
 
