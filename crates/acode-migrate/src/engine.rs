@@ -200,7 +200,9 @@ fn spawn_reader<G: Gather>(
     batch: usize,
     mut gather: G,
 ) -> mpsc::Receiver<Result<G::Chunk>> {
-    let (tx, rx) = mpsc::channel(2);
+    // One chunk queued while the copier works on another is enough to
+    // keep both busy; more only holds memory.
+    let (tx, rx) = mpsc::channel(1);
     std::thread::spawn(move || {
         let shown = path.display().to_string();
         let result = (|| -> Result<()> {
