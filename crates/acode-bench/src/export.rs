@@ -20,7 +20,7 @@ use anyhow::Context;
 use acode_backup::{ExportFilter, ExportFormat, ExportKind, export};
 use acode_store::{OpenOptions, Store};
 
-use crate::fixture::{median, messages_db, peak_rss_mib};
+use crate::fixture::{median, memory_row, messages_db, peak_rss_mib};
 use crate::report::Row;
 
 #[derive(clap::Args)]
@@ -199,26 +199,20 @@ pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
     let [small_m, large_m] = &sizes;
     for (i, (_, name)) in FORMATS.iter().enumerate() {
         let (big, little) = (large_m.peaks[i], small_m.peaks[i]);
-        out.push(Row {
-            figure: format!("peak RSS, {name} export of {large} rows (own process)"),
-            value: big,
-            unit: "MiB",
-            reference: format!("peak RSS, same export of {small} rows"),
-            reference_value: little,
-            ratio: big / little,
-            target: "≤ 1.2 (flat: streamed)".into(),
-            meets_target: big / little <= 1.2,
-        });
+        out.push(memory_row(
+            format!("peak RSS, {name} export of {large} rows (own process)"),
+            big,
+            format!("peak RSS, same export of {small} rows"),
+            little,
+            None,
+        ));
     }
-    out.push(Row {
-        figure: format!("peak RSS, plain scan of {large} rows (own process)"),
-        value: large_m.scan_peak,
-        unit: "MiB",
-        reference: format!("peak RSS, plain scan of {small} rows"),
-        reference_value: small_m.scan_peak,
-        ratio: large_m.scan_peak / small_m.scan_peak,
-        target: "— (SQLite's page cache: 32 MiB)".into(),
-        meets_target: true,
-    });
+    out.push(memory_row(
+        format!("peak RSS, plain scan of {large} rows (own process)"),
+        large_m.scan_peak,
+        format!("peak RSS, plain scan of {small} rows"),
+        small_m.scan_peak,
+        Some("— (SQLite's page cache: 32 MiB)"),
+    ));
     Ok(out)
 }

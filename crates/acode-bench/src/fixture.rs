@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::report::Row;
 use acode_store::{Id, OpenOptions, Store};
 
 /// Drops the change-capture triggers of `store`'s database.
@@ -64,10 +65,38 @@ pub fn messages_db(
 
 /// The process's peak RSS (VmHWM) in MiB, if the system says.
 pub fn peak_rss_mib() -> Option<f64> {
+    status_mib("VmHWM:")
+}
+
+/// A line of `/proc/self/status` in MiB (`VmHWM:`, `RssAnon:`…), if the
+/// system says.
+pub fn status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// A peak-memory figure (MiB) against the same at a smaller size: flat
+/// (≤ 1.2 ×) is the target unless `no_target` says why there is none.
+pub fn memory_row(
+    figure: String,
+    big: f64,
+    reference: String,
+    little: f64,
+    no_target: Option<&str>,
+) -> Row {
+    let ratio = big / little;
+    Row {
+        figure,
+        value: big,
+        unit: "MiB",
+        reference,
+        reference_value: little,
+        ratio,
+        target: no_target.unwrap_or("≤ 1.2 (flat: streamed)").to_owned(),
+        meets_target: no_target.is_some() || ratio <= 1.2,
+    }
 }
 
 /// The median of some measurements (not empty).

@@ -15,6 +15,7 @@ use acode_migrate::{Migrator, NoProgress, Options};
 use acode_testkit::TestDb;
 use anyhow::Context;
 
+use crate::fixture::{memory_row, status_mib};
 use crate::report::Row;
 
 #[derive(clap::Args)]
@@ -35,14 +36,6 @@ fn tracked() -> Options {
         track_changes: true,
         ..Options::default()
     }
-}
-
-/// A line of `/proc/self/status` in MiB (`VmHWM`, `RssAnon`…).
-fn status_mib(field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// The child's side: one full run, timed from inside, with its peak
@@ -205,26 +198,20 @@ pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
             ours,
             None,
         ),
-        Row {
-            figure: format!("peak own memory (RssAnon), full run of {rows} rows"),
-            value: full_run.peak_anon,
-            unit: "MiB",
-            reference: format!("the same, full run of {small_rows} rows"),
-            reference_value: small_run.peak_anon,
-            ratio: full_run.peak_anon / small_run.peak_anon,
-            target: "≤ 1.2 (flat: streamed)".into(),
-            meets_target: full_run.peak_anon / small_run.peak_anon <= 1.2,
-        },
-        Row {
-            figure: format!("peak RSS (VmHWM, with the mapped source), {rows} rows"),
-            value: full_run.peak_rss,
-            unit: "MiB",
-            reference: format!("the same, full run of {small_rows} rows"),
-            reference_value: small_run.peak_rss,
-            ratio: full_run.peak_rss / small_run.peak_rss,
-            target: "none (file pages, reclaimable)".into(),
-            meets_target: true,
-        },
+        memory_row(
+            format!("peak own memory (RssAnon), full run of {rows} rows"),
+            full_run.peak_anon,
+            format!("the same, full run of {small_rows} rows"),
+            small_run.peak_anon,
+            None,
+        ),
+        memory_row(
+            format!("peak RSS (VmHWM, with the mapped source), {rows} rows"),
+            full_run.peak_rss,
+            format!("the same, full run of {small_rows} rows"),
+            small_run.peak_rss,
+            Some("none (file pages, reclaimable)"),
+        ),
     ])
 }
 

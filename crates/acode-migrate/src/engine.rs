@@ -389,12 +389,7 @@ pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
                 after.clone_from(&r.after);
             }
         }
-        client
-            .batch_execute(&plan.stage_sql())
-            .await
-            .map_err(MigrateError::pg(format!(
-                "preparing staging tables for {name}"
-            )))?;
+        prepare_staging(client, &plan).await?;
     }
     let mut lo: Option<Vec<Cell>> = match &after {
         Some(k) => Some(plan.match_key_of(k)?),
@@ -826,12 +821,7 @@ pub async fn incremental(
             limit = span;
         }
     });
-    client
-        .batch_execute(&plan.stage_sql())
-        .await
-        .map_err(MigrateError::pg(format!(
-            "preparing staging tables for {name}"
-        )))?;
+    prepare_staging(client, &plan).await?;
     while let Some(read) = spans.recv().await {
         let Some(changed) = read? else { break };
         counts.chunks += 1;
@@ -1030,6 +1020,17 @@ async fn record_mappings<'r>(
         plan.name()
     )))?;
     Ok(())
+}
+
+/// (Re)creates the session's staging tables for `plan`'s table.
+async fn prepare_staging(client: &Object, plan: &TablePlan) -> Result<()> {
+    client
+        .batch_execute(&plan.stage_sql())
+        .await
+        .map_err(MigrateError::pg(format!(
+            "preparing staging tables for {}",
+            plan.name()
+        )))
 }
 
 /// Marks a table's pass done and drops the staging tables.
