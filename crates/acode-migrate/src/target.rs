@@ -140,27 +140,52 @@ impl Existing {
 /// The table `schema.name` as it exists, or `None`.
 pub async fn existing(client: &Object, schema: &str, name: &str) -> Result<Option<Existing>> {
     let qualified = crate::ident::qualified(schema, name);
-    let ctx = || format!("reading the shape of target table {name}");
-    let row = client
-        .query_one(
-            "SELECT to_regclass($1)::oid, obj_description(to_regclass($1), 'pg_class')",
-            &[&qualified],
-        )
-        .await
-        .map_err(MigrateError::pg(ctx()))?;
-    let Some(oid) = row.get::<_, Option<u32>>(0) else {
-        return Ok(None);
+    // Each query names the table itself, so all five go out at once (one
+    // round trip, not five), each prepared once per connection.
+    let query = |sql: &'static str| {
+        let qualified = &qualified;
+        async move {
+            let stmt = client.prepare_cached(sql).await?;
+            client.query(&stmt, &[qualified]).await
+        }
     };
-    let comment: Option<String> = row.get(1);
-    let columns = client
-        .query(
+    let (head, columns, unique_keys, named, triggers) = tokio::try_join!(
+        query("SELECT to_regclass($1)::oid, obj_description(to_regclass($1), 'pg_class')"),
+        query(
             "SELECT a.attname::text, t.typname::text, a.attnotnull, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&oid],
-        )
-        .await
-        .map_err(MigrateError::pg(ctx()))?
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+        ),
+        query(
+            "SELECT array_agg(a.attname::text) FROM pg_index i
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+             WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+             GROUP BY i.indexrelid"
+        ),
+        // Constraints and indexes by name; a constraint added `NOT VALID`
+        // and not yet validated is listed in `unvalidated` too.
+        query(
+            "SELECT conname::text, convalidated FROM pg_constraint WHERE conrelid = to_regclass($1)
+             UNION ALL SELECT c.relname::text, true FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = to_regclass($1)"
+        ),
+        query(
+            "SELECT t.tgname::text, t.tgenabled::text, p.proname::text, p.prosrc
+             FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+             WHERE t.tgrelid = to_regclass($1) AND NOT t.tgisinternal"
+        ),
+    )
+    .map_err(MigrateError::pg(format!(
+        "reading the shape of target table {name}"
+    )))?;
+    let Some(head) = head
+        .first()
+        .filter(|r| r.get::<_, Option<u32>>(0).is_some())
+    else {
+        return Ok(None);
+    };
+    let comment: Option<String> = head.get(1);
+    let columns = columns
         .into_iter()
         .map(|r| {
             let typname: String = r.get(1);
@@ -173,29 +198,11 @@ pub async fn existing(client: &Object, schema: &str, name: &str) -> Result<Optio
             }
         })
         .collect();
-    let unique_keys = client
-        .query(
-            "SELECT array_agg(a.attname::text) FROM pg_index i
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-             WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
-             GROUP BY i.indexrelid",
-            &[&oid],
-        )
-        .await
-        .map_err(MigrateError::pg(ctx()))?
+    let unique_keys = unique_keys
         .into_iter()
         .map(|r| r.get::<_, Vec<String>>(0))
         .collect();
-    // Constraints and indexes by name; a constraint added `NOT VALID` and
-    // not yet validated is listed in `unvalidated` too.
-    let named: Vec<(String, bool)> = client
-        .query(
-            "SELECT conname::text, convalidated FROM pg_constraint WHERE conrelid = $1
-             UNION ALL SELECT c.relname::text, true FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1",
-            &[&oid],
-        )
-        .await
-        .map_err(MigrateError::pg(ctx()))?
+    let named: Vec<(String, bool)> = named
         .into_iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, bool>(1)))
         .collect();
@@ -205,15 +212,7 @@ pub async fn existing(client: &Object, schema: &str, name: &str) -> Result<Optio
         .map(|(n, _)| n.clone())
         .collect();
     let constraints = named.into_iter().map(|(n, _)| n).collect();
-    let triggers = client
-        .query(
-            "SELECT t.tgname::text, t.tgenabled::text, p.proname::text, p.prosrc
-             FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-             WHERE t.tgrelid = $1 AND NOT t.tgisinternal",
-            &[&oid],
-        )
-        .await
-        .map_err(MigrateError::pg(ctx()))?
+    let triggers = triggers
         .into_iter()
         .map(|r| crate::rowhash::ExistingTrigger {
             name: r.get(0),
