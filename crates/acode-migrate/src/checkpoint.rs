@@ -209,21 +209,21 @@ pub async fn finish_cursor(client: &Object, key: CursorKey<'_>, generation: &str
 
 /// Moves a ready cursor to `seq` (in the transaction that applied the
 /// changes up to it).
-pub async fn save_cursor<C: tokio_postgres::GenericClient>(
-    client: &C,
+pub async fn save_cursor(
+    tx: &deadpool_postgres::Transaction<'_>,
     key: CursorKey<'_>,
     seq: i64,
 ) -> Result<()> {
-    client
-        .execute(
-            "UPDATE acode_migrate.change_cursors SET seq = $4, updated_at = now()
-             WHERE source = $1 AND target_schema = $2 AND table_name = $3",
-            &[&key.source, &key.schema, &key.table, &seq],
-        )
+    let ctx = || format!("moving the change cursor of {}", key.table);
+    let stmt = crate::engine::cached(
+        tx,
+        "UPDATE acode_migrate.change_cursors SET seq = $4, updated_at = now()
+         WHERE source = $1 AND target_schema = $2 AND table_name = $3",
+    )
+    .await
+    .map_err(MigrateError::pg(ctx()))?;
+    tx.execute(&stmt, &[&key.source, &key.schema, &key.table, &seq])
         .await
-        .map_err(MigrateError::pg(format!(
-            "moving the change cursor of {}",
-            key.table
-        )))?;
+        .map_err(MigrateError::pg(ctx()))?;
     Ok(())
 }

@@ -542,7 +542,14 @@ pub async fn pass(client: &mut Object, p: Pass<'_>) -> Result<Counts> {
         let equal = diff.missing.is_empty() && diff.changed.is_empty() && diff.extra.is_empty();
         if equal {
             if p.mode == Mode::Apply && !chunk.last {
-                save_checkpoint(&***client, &name, last_key.as_deref(), [0, 0, 0]).await?;
+                let ctx = || format!("saving the checkpoint of {name}");
+                let stmt = client
+                    .prepare_cached(SAVE_CHECKPOINT)
+                    .await
+                    .map_err(MigrateError::pg(ctx()))?;
+                checkpoint_with(&***client, &stmt, &name, last_key.as_deref(), [0, 0, 0])
+                    .await
+                    .map_err(MigrateError::pg(ctx()))?;
             }
         } else {
             counts.chunks_differing += 1;
@@ -587,49 +594,53 @@ async fn apply(
     let name = plan.name();
     let ctx = |what: &str| format!("{what} table {name}");
     let tx = begin(client, plan).await?;
-    if !diff.extra.is_empty() {
-        let ns = plan
-            .uuid_key
-            .as_ref()
-            .and_then(|_| plan.columns[plan.key[0]].uuid_namespace.clone());
-        let keys: Vec<Vec<Cell>> = diff
-            .extra
-            .iter()
-            .map(|k| match (&ns, k.first()) {
-                (Some(ns), Some(Cell::Int(legacy))) => vec![Cell::Uuid(derive_uuid(ns, *legacy))],
-                _ => k.clone(),
-            })
-            .collect();
-        delete_keys(&tx, plan, &keys).await?;
-    }
     let upserts = diff
         .missing
         .iter()
         .chain(diff.changed.iter())
         .map(|&i| &rows[i]);
-    if empty_range {
-        let sql = format!(
-            "COPY {} ({}) FROM STDIN (FORMAT binary)",
-            plan.qualified,
-            plan.write_columns()
-        );
-        copy_rows(&tx, plan, &sql, upserts)
-            .await
-            .map_err(MigrateError::pg(ctx("copying rows into")))?;
-    } else if !(diff.missing.is_empty() && diff.changed.is_empty()) {
-        stage_rows(&tx, plan, upserts).await?;
-        tx.execute(&plan.merge_sql(), &[])
-            .await
-            .map_err(MigrateError::pg(ctx("merging rows into")))?;
-    }
-    record_mappings(&tx, plan, diff.missing.iter().map(|&i| &rows[i])).await?;
+    let writes = async {
+        if !diff.extra.is_empty() {
+            let ns = plan
+                .uuid_key
+                .as_ref()
+                .and_then(|_| plan.columns[plan.key[0]].uuid_namespace.clone());
+            let keys: Vec<Vec<Cell>> = diff
+                .extra
+                .iter()
+                .map(|k| match (&ns, k.first()) {
+                    (Some(ns), Some(Cell::Int(legacy))) => {
+                        vec![Cell::Uuid(derive_uuid(ns, *legacy))]
+                    }
+                    _ => k.clone(),
+                })
+                .collect();
+            delete_keys(&tx, plan, &keys).await?;
+        }
+        if empty_range {
+            let sql = format!(
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                plan.qualified,
+                plan.write_columns()
+            );
+            copy_rows(&tx, plan, &sql, upserts)
+                .await
+                .map_err(MigrateError::pg(ctx("copying rows into")))?;
+        } else if !(diff.missing.is_empty() && diff.changed.is_empty()) {
+            stage_rows(&tx, plan, upserts).await?;
+            let merge = cached(&tx, &plan.merge_sql())
+                .await
+                .map_err(MigrateError::pg(ctx("merging rows into")))?;
+            tx.execute(&merge, &[])
+                .await
+                .map_err(MigrateError::pg(ctx("merging rows into")))?;
+        }
+        record_mappings(&tx, plan, diff.missing.iter().map(|&i| &rows[i])).await
+    };
+    marked(&tx, plan, writes).await?;
     let counters = [diff.missing.len(), diff.changed.len(), diff.extra.len()]
         .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    if last {
-        save_checkpoint(&*tx, name, None, counters).await?;
-    } else {
-        save_checkpoint(&*tx, name, last_key, counters).await?;
-    }
+    save_checkpoint(&tx, name, last_key.filter(|_| !last), counters).await?;
     tx.commit()
         .await
         .map_err(MigrateError::pg(ctx("committing a chunk of")))?;
@@ -639,12 +650,12 @@ async fn apply(
 /// Runs `sql` (a `COPY … FROM STDIN (FORMAT binary)`) with `copy` as its
 /// whole input.
 async fn send_copy(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     sql: &str,
     copy: bytes::Bytes,
 ) -> std::result::Result<u64, tokio_postgres::Error> {
     use futures_util::SinkExt;
-    let sink = tx.copy_in(sql).await?;
+    let sink = tx.copy_in(&cached(tx, sql).await?).await?;
     let mut sink = std::pin::pin!(sink);
     sink.send(copy).await?;
     sink.as_mut().finish().await
@@ -660,11 +671,14 @@ async fn load(client: &mut Object, plan: &TablePlan, chunk: &Encoded) -> Result<
         plan.qualified,
         plan.write_columns()
     );
-    send_copy(&tx, &sql, chunk.copy.clone())
-        .await
-        .map_err(MigrateError::pg(format!("copying rows into table {name}")))?;
+    let copy = async {
+        send_copy(&tx, &sql, chunk.copy.clone())
+            .await
+            .map_err(MigrateError::pg(format!("copying rows into table {name}")))
+    };
+    marked(&tx, plan, copy).await?;
     let inserted = i64::try_from(chunk.rows).unwrap_or(i64::MAX);
-    save_checkpoint(&*tx, name, chunk.last_key.as_deref(), [inserted, 0, 0]).await?;
+    save_checkpoint(&tx, name, chunk.last_key.as_deref(), [inserted, 0, 0]).await?;
     tx.commit().await.map_err(MigrateError::pg(format!(
         "committing a chunk of table {name}"
     )))?;
@@ -781,23 +795,65 @@ fn read_changed(
 /// enough that reading the source overlaps the target's work.
 const SPAN: usize = 2_000;
 
-/// A tracked table's pass (see [`crate::track`]): reads the change log
-/// after the target's cursor in spans of `batch` entries (at most
-/// [`SPAN`]; a reader thread keeps a span ahead); for each span fetches
-/// the named rows from the source and, in one transaction with the
-/// cursor's move, deletes the keys the source no longer has and merges
-/// the rows (only those that differ are written). Returns the counts and
-/// where the cursor stands.
+/// A tracked table's change log being read after the target's cursor,
+/// a span at a time, by a thread of its own (see [`read_spans`]).
+pub struct Spans {
+    /// Entries after the cursor when reading began.
+    pub pending: u64,
+    rx: mpsc::Receiver<Result<Option<Changed>>>,
+}
+
+/// Starts reading `plan`'s change log after entry `after` in spans of
+/// `batch` entries (at most [`SPAN`]), each with the rows its keys name
+/// now. The first span is a quarter of that, so that the target starts
+/// soon; the thread keeps up to two spans queued ahead. A run starts the
+/// readers of all its tracked tables before the target's work begins.
+pub fn read_spans(
+    source_path: &std::path::Path,
+    plan: Arc<TablePlan>,
+    tid: i64,
+    after: i64,
+    batch: usize,
+) -> Result<Spans> {
+    let shown = source_path.display().to_string();
+    let conn = crate::schema::open_source(source_path)?;
+    let pending = crate::track::pending(&conn, tid, after, &shown)?;
+    let (tx, rx) = mpsc::channel(2);
+    if pending > 0 {
+        let span = batch.clamp(1, SPAN);
+        std::thread::spawn(move || {
+            let mut after = after;
+            let mut limit = (span / 4).max(1);
+            loop {
+                let read = read_changed(&conn, &plan, tid, after, limit, &shown);
+                let more = matches!(&read, Ok(Some(_)));
+                if let Ok(Some(changed)) = &read {
+                    after = changed.upto;
+                }
+                if tx.blocking_send(read).is_err() || !more {
+                    return;
+                }
+                limit = span;
+            }
+        });
+    }
+    Ok(Spans { pending, rx })
+}
+
+/// A tracked table's pass (see [`crate::track`]) over the spans `spans`
+/// reads: for each, in one transaction with the cursor's move, deletes
+/// the keys the source no longer has and merges the rows (only those
+/// that differ are written). Returns the counts and where the cursor
+/// stands, durably (the source's log up to there may be pruned).
 pub async fn incremental(
     client: &mut Object,
     p: Pass<'_>,
     cursor: CursorKey<'_>,
-    tid: i64,
+    mut spans: Spans,
     mut seq: i64,
 ) -> Result<(Counts, i64)> {
     let plan = p.plan.clone();
     let name = plan.name().to_owned();
-    let shown = p.source_path.display().to_string();
     let mut counts = Counts {
         incremental: true,
         ..Counts::default()
@@ -805,34 +861,13 @@ pub async fn incremental(
     if let Some(r) = &p.resume {
         counts.resume_from(r);
     }
-    let conn = crate::schema::open_source(&p.source_path)?;
-    let pending = crate::track::pending(&conn, tid, seq, &shown)?;
-    p.progress.table_started(&name, pending);
-    if pending == 0 {
+    p.progress.table_started(&name, spans.pending);
+    if spans.pending == 0 {
         finish_pass(client, &name).await?;
         return Ok((counts, seq));
     }
-    // The source is read a span ahead of the target's work on the last;
-    // the first span is short, so that the target starts soon.
-    let (tx, mut spans) = mpsc::channel(2);
-    let (reader_plan, span) = (plan.clone(), p.batch.clamp(1, SPAN));
-    std::thread::spawn(move || {
-        let mut after = seq;
-        let mut limit = (span / 4).max(1);
-        loop {
-            let read = read_changed(&conn, &reader_plan, tid, after, limit, &shown);
-            let more = matches!(&read, Ok(Some(_)));
-            if let Ok(Some(changed)) = &read {
-                after = changed.upto;
-            }
-            if tx.blocking_send(read).is_err() || !more {
-                return;
-            }
-            limit = span;
-        }
-    });
     prepare_staging(client, &plan).await?;
-    while let Some(read) = spans.recv().await {
+    while let Some(read) = spans.rx.recv().await {
         let Some(changed) = read? else { break };
         counts.chunks += 1;
         counts.changes += changed.entries as u64;
@@ -856,7 +891,7 @@ pub async fn incremental(
         seq = changed.upto;
         p.progress.rows_done(&name, changed.entries as u64);
     }
-    finish_pass(client, &name).await?;
+    finish_pass_durably(client, &name).await?;
     Ok((counts, seq))
 }
 
@@ -873,13 +908,16 @@ async fn apply_changes(
 ) -> Result<[u64; 3]> {
     let name = plan.name();
     let tx = begin(client, plan).await?;
-    let deleted = if gone.is_empty() {
-        0
-    } else {
-        delete_keys(&tx, plan, gone).await?
-    };
-    let (mut inserted, mut updated) = (0, 0);
-    if staged.len() > 0 {
+    let writes = async {
+        let deleted = if gone.is_empty() {
+            0
+        } else {
+            delete_keys(&tx, plan, gone).await?
+        };
+        let (mut inserted, mut updated) = (0, 0);
+        if staged.len() == 0 {
+            return Ok([inserted, updated, deleted]);
+        }
         match staged {
             Staged::Rows(rows) => stage_rows(&tx, plan, rows.iter()).await?,
             Staged::Copy(encoded) => {
@@ -890,11 +928,15 @@ async fn apply_changes(
         }
         // A row the merge leaves alone (equal) is not returned; one it
         // inserted has no deleting transaction (xmax 0).
-        let merged = tx
-            .query(&format!("{} RETURNING (xmax = 0)", plan.merge_sql()), &[])
+        let ctx = || format!("merging rows into table {name}");
+        let merge = cached(&tx, &format!("{} RETURNING (xmax = 0)", plan.merge_sql()))
             .await
-            .map_err(MigrateError::pg(format!("merging rows into table {name}")))?;
-        for r in merged {
+            .map_err(MigrateError::pg(ctx()))?;
+        for r in tx
+            .query(&merge, &[])
+            .await
+            .map_err(MigrateError::pg(ctx()))?
+        {
             if r.try_get::<_, bool>(0).unwrap_or(false) {
                 inserted += 1;
             } else {
@@ -904,37 +946,61 @@ async fn apply_changes(
         if let Staged::Rows(rows) = staged {
             record_mappings(&tx, plan, rows.iter()).await?;
         }
-    }
+        Ok([inserted, updated, deleted])
+    };
+    let [inserted, updated, deleted] = marked(&tx, plan, writes).await?;
     let counters = [inserted, updated, deleted].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    save_checkpoint(&*tx, name, None, counters).await?;
-    save_cursor(&*tx, cursor.0, cursor.1).await?;
+    // Both sent at once; the commit follows their answers.
+    let (checkpoint, cursor) = tokio::join!(
+        save_checkpoint(&tx, name, None, counters),
+        save_cursor(&tx, cursor.0, cursor.1)
+    );
+    checkpoint?;
+    cursor?;
     tx.commit().await.map_err(MigrateError::pg(format!(
         "committing changes of table {name}"
     )))?;
     Ok([inserted, updated, deleted])
 }
 
-/// A transaction writing `plan`'s table, marked as acode's own writes
-/// (the row-hash triggers leave the hash acode sends alone).
+/// A transaction writing `plan`'s table. Its writes are marked as
+/// acode's own by [`marked`], sent together with the transaction's first
+/// statement.
 async fn begin<'c>(
     client: &'c mut Object,
     plan: &TablePlan,
 ) -> Result<deadpool_postgres::Transaction<'c>> {
-    let ctx = || format!("starting a transaction on table {}", plan.name());
-    let tx = client
-        .transaction()
-        .await
-        .map_err(MigrateError::pg(ctx()))?;
-    if plan.stored_hash {
-        tx.batch_execute(rowhash::MARK_OWN_WRITES)
-            .await
-            .map_err(MigrateError::pg(ctx()))?;
-    }
-    Ok(tx)
+    client.transaction().await.map_err(MigrateError::pg(format!(
+        "starting a transaction on table {}",
+        plan.name()
+    )))
 }
 
-/// Deletes the target rows with these keys (target key values) through a
-/// staged key list; returns how many there were.
+/// Runs `first` (the transaction's first statements) after marking the
+/// transaction's writes as acode's own (the row-hash triggers leave the
+/// hash acode sends alone). The mark is sent first and not waited for:
+/// PostgreSQL runs a connection's statements in the order they arrive.
+async fn marked<T>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    plan: &TablePlan,
+    first: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    if !plan.stored_hash {
+        return first.await;
+    }
+    let mark = async {
+        tx.batch_execute(rowhash::MARK_OWN_WRITES)
+            .await
+            .map_err(MigrateError::pg(format!(
+                "starting a transaction on table {}",
+                plan.name()
+            )))
+    };
+    let (marked, out) = tokio::join!(mark, first);
+    marked?;
+    out
+}
+
 async fn delete_keys(
     tx: &deadpool_postgres::Transaction<'_>,
     plan: &TablePlan,
@@ -957,7 +1023,10 @@ async fn delete_keys(
     )
     .await
     .map_err(MigrateError::pg(ctx("staging deletes of")))?;
-    tx.execute(&plan.delete_sql(), &[])
+    let delete = cached(tx, &plan.delete_sql())
+        .await
+        .map_err(MigrateError::pg(ctx("deleting rows of")))?;
+    tx.execute(&delete, &[])
         .await
         .map_err(MigrateError::pg(ctx("deleting rows of")))
 }
@@ -1046,28 +1115,61 @@ async fn prepare_staging(client: &Object, plan: &TablePlan) -> Result<()> {
 /// Marks a table's pass done and drops the staging tables.
 async fn finish_pass(client: &Object, name: &str) -> Result<()> {
     client
-        .execute(
-            "UPDATE acode_migrate.migration_checkpoints SET status = 'done', updated_at = now() WHERE table_name = $1",
-            &[&name],
-        )
+        .execute(FINISH_PASS, &[&name])
         .await
-        .map_err(MigrateError::pg(format!("finishing the checkpoint of {name}")))?;
+        .map_err(MigrateError::pg(format!(
+            "finishing the checkpoint of {name}"
+        )))?;
+    drop_staging(client).await
+}
+
+const FINISH_PASS: &str = "UPDATE acode_migrate.migration_checkpoints SET status = 'done', updated_at = now() WHERE table_name = $1";
+
+/// [`finish_pass`], committed durably: PostgreSQL flushes its log in
+/// order, so every chunk this or any connection committed before is on
+/// disk too when it returns (the source's change log may then be pruned).
+async fn finish_pass_durably(client: &mut Object, name: &str) -> Result<()> {
+    let ctx = || format!("finishing the checkpoint of {name}");
+    let tx = client
+        .transaction()
+        .await
+        .map_err(MigrateError::pg(ctx()))?;
+    let durable = async {
+        tx.batch_execute("SET LOCAL synchronous_commit = on")
+            .await
+            .map_err(MigrateError::pg(ctx()))
+    };
+    let finish = async {
+        let stmt = cached(&tx, FINISH_PASS)
+            .await
+            .map_err(MigrateError::pg(ctx()))?;
+        tx.execute(&stmt, &[&name])
+            .await
+            .map_err(MigrateError::pg(ctx()))
+    };
+    let (durable, finish) = tokio::join!(durable, finish);
+    durable?;
+    finish?;
+    tx.commit().await.map_err(MigrateError::pg(ctx()))?;
+    drop_staging(client).await
+}
+
+async fn drop_staging(client: &Object) -> Result<()> {
     client
         .batch_execute("DROP TABLE IF EXISTS pg_temp.acode_stage; DROP TABLE IF EXISTS pg_temp.acode_stage_del")
         .await
-        .map_err(MigrateError::pg("dropping staging tables"))?;
-    Ok(())
+        .map_err(MigrateError::pg("dropping staging tables"))
 }
 
 /// Binary COPY of rows of cells, each followed by its row hash when one
 /// is given.
 async fn copy_in<'r>(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     sql: &str,
     types: &[Type],
     rows: impl Iterator<Item = (&'r [Cell], Option<i64>)>,
 ) -> std::result::Result<u64, tokio_postgres::Error> {
-    let sink = tx.copy_in(sql).await?;
+    let sink = tx.copy_in(&cached(tx, sql).await?).await?;
     let writer = BinaryCopyInWriter::new(sink, types);
     let mut writer = std::pin::pin!(writer);
     for (row, hash) in rows {
@@ -1081,23 +1183,47 @@ async fn copy_in<'r>(
     writer.finish().await
 }
 
-async fn save_checkpoint<C: tokio_postgres::GenericClient>(
+/// Moves a table's checkpoint (in the transaction of the chunk it ends).
+const SAVE_CHECKPOINT: &str = "UPDATE acode_migrate.migration_checkpoints SET last_key = COALESCE($2, last_key), chunks_done = chunks_done + 1,
+       rows_inserted = rows_inserted + $3, rows_updated = rows_updated + $4, rows_deleted = rows_deleted + $5, updated_at = now()
+     WHERE table_name = $1";
+
+async fn save_checkpoint(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: &str,
+    last_key: Option<&[SqlValue]>,
+    counters: [i64; 3],
+) -> Result<()> {
+    let ctx = || format!("saving the checkpoint of {table}");
+    let stmt = cached(tx, SAVE_CHECKPOINT)
+        .await
+        .map_err(MigrateError::pg(ctx()))?;
+    checkpoint_with(&**tx, &stmt, table, last_key, counters)
+        .await
+        .map_err(MigrateError::pg(ctx()))
+}
+
+async fn checkpoint_with<C: tokio_postgres::GenericClient>(
     client: &C,
+    stmt: &tokio_postgres::Statement,
     table: &str,
     last_key: Option<&[SqlValue]>,
     [inserted, updated, deleted]: [i64; 3],
-) -> Result<()> {
+) -> std::result::Result<(), tokio_postgres::Error> {
     let key = last_key.map(|k| serde_json::Value::Array(k.iter().map(SqlValue::to_json).collect()));
     client
-        .execute(
-            "UPDATE acode_migrate.migration_checkpoints SET last_key = COALESCE($2, last_key), chunks_done = chunks_done + 1,
-               rows_inserted = rows_inserted + $3, rows_updated = rows_updated + $4, rows_deleted = rows_deleted + $5, updated_at = now()
-             WHERE table_name = $1",
-            &[&table, &key, &inserted, &updated, &deleted],
-        )
-        .await
-        .map_err(MigrateError::pg(format!("saving the checkpoint of {table}")))?;
+        .execute(stmt, &[&table, &key, &inserted, &updated, &deleted])
+        .await?;
     Ok(())
+}
+
+/// `sql` prepared once per connection (deadpool keeps the statements of
+/// each): a chunk's statements then cost one round trip each, not two.
+pub(crate) async fn cached(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+) -> std::result::Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    tx.prepare_cached(sql).await
 }
 
 #[cfg(test)]

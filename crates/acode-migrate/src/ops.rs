@@ -445,6 +445,17 @@ impl Migrator {
                     tid, seq: before, ..
                 }),
             ) => {
+                let started = work.spans.lock().ok().and_then(|mut s| s[i].take());
+                let spans = match started {
+                    Some(spans) => spans,
+                    None => engine::read_spans(
+                        &self.source,
+                        plan.clone(),
+                        *tid,
+                        *before,
+                        work.opts.batch_size.max(1),
+                    )?,
+                };
                 let (counts, seq) = engine::incremental(
                     client,
                     self.pass(
@@ -456,15 +467,20 @@ impl Migrator {
                         resume,
                     ),
                     cursor,
-                    *tid,
+                    spans,
                     *before,
                 )
                 .await?;
                 work.progress.table_finished(plan.name());
-                if seq > *before
-                    && let Ok(mut applied) = work.applied.lock()
-                {
-                    applied.push((*tid, seq));
+                // The target holds (durably: the pass ended with a commit
+                // that waited for the disk) every change up to the cursor:
+                // the source's log need not keep them. Pruned meanwhile.
+                if seq > *before {
+                    let (path, done) = (self.source.clone(), [(*tid, seq)]);
+                    let prune = tokio::task::spawn_blocking(move || track::prune(&path, &done));
+                    if let Ok(mut prunes) = work.prunes.lock() {
+                        prunes.push(prune);
+                    }
                 }
                 counts
             }
@@ -703,6 +719,21 @@ impl Migrator {
         if let Some(err) = plans.iter().find_map(TablePlan::error) {
             return Err(err);
         }
+        // The change logs of tracked tables are read from now on, while
+        // the target gets ready.
+        let mut spans = Vec::with_capacity(plans.len());
+        for plan in &plans {
+            spans.push(match &plan.tracking {
+                Some(track::Tracking::Incremental { tid, seq, .. }) => Some(engine::read_spans(
+                    &self.source,
+                    Arc::new(plan.clone()),
+                    *tid,
+                    *seq,
+                    opts.batch_size.max(1),
+                )?),
+                _ => None,
+            });
+        }
         // Every missing table at once, or none.
         let mut created = BTreeSet::new();
         {
@@ -772,15 +803,14 @@ impl Migrator {
         }
 
         // What each table will cost, for sharing them out below.
-        let mut costs = Vec::with_capacity(plans.len());
-        for plan in &plans {
-            costs.push(match &plan.tracking {
-                Some(track::Tracking::Incremental { tid, seq, .. }) => {
-                    track::pending(&conn, *tid, *seq, &self.shown())?.saturating_mul(MERGE_COST)
-                }
-                _ => plan.counted_rows.unwrap_or(0),
-            });
-        }
+        let costs: Vec<u64> = plans
+            .iter()
+            .zip(&spans)
+            .map(|(plan, spans)| match spans {
+                Some(s) => s.pending.saturating_mul(MERGE_COST),
+                None => plan.counted_rows.unwrap_or(0),
+            })
+            .collect();
         let conn = std::sync::Mutex::new(conn);
         let outcome = async {
             // In replica mode: the rehash is acode's write, and fires none
@@ -809,7 +839,8 @@ impl Migrator {
                 opts,
                 progress,
                 conn: &conn,
-                applied: std::sync::Mutex::new(Vec::new()),
+                prunes: std::sync::Mutex::new(Vec::new()),
+                spans: std::sync::Mutex::new(spans),
             };
             let (first, other) = tokio::join!(self.copy_tables(&mut client, &work), async {
                 match second.as_mut() {
@@ -870,22 +901,17 @@ impl Migrator {
                 .await
                 .map_err(MigrateError::pg("finishing the run"))?;
             checkpoint::finish_run(&client, &run_id).await?;
-            let applied = work.applied.into_inner().unwrap_or_default();
-            Ok::<_, MigrateError>((tables, applied))
+            let prunes = work.prunes.into_inner().unwrap_or_default();
+            Ok::<_, MigrateError>((tables, prunes))
         }
         .await;
         end_data_session(&client).await;
         if let Some(c) = &second {
             end_data_session(c).await;
         }
-        let (tables, applied) = outcome?;
-
-        // The target holds (durably: the run's last commit waited) every
-        // change up to its cursors: the source's log need not keep them.
-        if !applied.is_empty() {
-            let path = self.source.clone();
-            let pruned = tokio::task::spawn_blocking(move || track::prune(&path, &applied)).await;
-            match pruned {
+        let (tables, prunes) = outcome?;
+        for prune in prunes {
+            match prune.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => notes.push(format!("the change log was not pruned: {e}")),
                 Err(e) => notes.push(format!("the change log was not pruned: {e}")),
@@ -1281,9 +1307,11 @@ struct Copying<'a> {
     opts: &'a Options,
     progress: &'a dyn Progress,
     conn: &'a std::sync::Mutex<Connection>,
-    /// Tracked tables whose target holds the change log up to an entry:
-    /// `(tid, seq)`, to prune.
-    applied: std::sync::Mutex<Vec<(i64, i64)>>,
+    /// The prunes of the change logs of tracked tables, once their target
+    /// held them.
+    prunes: std::sync::Mutex<Vec<tokio::task::JoinHandle<Result<()>>>>,
+    /// The change logs being read, by the index of their table's plan.
+    spans: std::sync::Mutex<Vec<Option<engine::Spans>>>,
 }
 
 /// Sets up a connection to copy with. Chunks commit without waiting for
