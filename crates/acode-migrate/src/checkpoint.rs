@@ -4,6 +4,7 @@
 //! checkpoint commit together, see [`crate::engine`]).
 
 use deadpool_postgres::Object;
+use tokio_postgres::types::Type;
 
 use crate::engine::{Counts, Resume};
 use crate::error::{MigrateError, Result};
@@ -20,38 +21,32 @@ pub enum Start {
 /// The id of the run to do now: the last run from this source if it was
 /// cut short (then `true`), else a new one.
 pub async fn begin_run(client: &Object, source: &str) -> Result<(String, bool)> {
-    let row = client
-        .query_opt(
-            "SELECT run_id FROM acode_migrate.migration_runs WHERE source = $1 AND finished_at IS NULL
-             ORDER BY started_at DESC LIMIT 1",
-            &[&source],
-        )
-        .await
-        .map_err(MigrateError::pg("reading runs"))?;
-    if let Some(r) = row {
-        return Ok((r.get(0), true));
-    }
     let id = format!(
         "{:016x}{:016x}",
         chrono::Utc::now().timestamp_micros(),
         fastrand::u64(..)
     );
-    client
-        .execute(
-            "INSERT INTO acode_migrate.migration_runs (run_id, source) VALUES ($1, $2)",
-            &[&id, &source],
+    // One statement, one round trip (typed: no prepare first).
+    let row = client
+        .query_typed_one(
+            "WITH open AS (SELECT run_id FROM acode_migrate.migration_runs
+                           WHERE source = $1 AND finished_at IS NULL ORDER BY started_at DESC LIMIT 1),
+                  new AS (INSERT INTO acode_migrate.migration_runs (run_id, source)
+                          SELECT $2, $1 WHERE NOT EXISTS (SELECT 1 FROM open) RETURNING run_id)
+             SELECT run_id, true FROM open UNION ALL SELECT run_id, false FROM new",
+            &[(&source, Type::TEXT), (&id, Type::TEXT)],
         )
         .await
         .map_err(MigrateError::pg("recording the run"))?;
-    Ok((id, false))
+    Ok((row.get(0), row.get(1)))
 }
 
 /// Marks a run finished: the next run starts afresh.
 pub async fn finish_run(client: &Object, run_id: &str) -> Result<()> {
     client
-        .execute(
+        .execute_typed(
             "UPDATE acode_migrate.migration_runs SET finished_at = now() WHERE run_id = $1",
-            &[&run_id],
+            &[(&run_id, Type::TEXT)],
         )
         .await
         .map_err(MigrateError::pg("recording the end of the run"))?;
@@ -71,10 +66,10 @@ pub async fn start_table(
 ) -> Result<Start> {
     let ctx = || format!("reading the checkpoint of {table}");
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT status, run_id, source, last_key, rows_inserted, rows_updated, rows_deleted, chunks_done
              FROM acode_migrate.migration_checkpoints WHERE table_name = $1",
-            &[&table],
+            &[(&table, Type::TEXT)],
         )
         .await
         .map_err(MigrateError::pg(ctx()))?;
@@ -111,12 +106,12 @@ pub async fn start_table(
         }
     }
     client
-        .execute(
+        .execute_typed(
             "INSERT INTO acode_migrate.migration_checkpoints (table_name, source, run_id, status) VALUES ($1, $2, $3, 'running')
              ON CONFLICT (table_name) DO UPDATE SET source = EXCLUDED.source, run_id = EXCLUDED.run_id, status = 'running',
                last_key = NULL, chunks_done = 0, rows_inserted = 0, rows_updated = 0, rows_deleted = 0,
                started_at = now(), updated_at = now()",
-            &[&table, &source, &run_id],
+            &[(&table, Type::TEXT), (&source, Type::TEXT), (&run_id, Type::TEXT)],
         )
         .await
         .map_err(MigrateError::pg(ctx()))?;
@@ -146,10 +141,10 @@ pub async fn read_cursors(
     schema: &str,
 ) -> Result<std::collections::BTreeMap<String, Cursor>> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT table_name, generation, seq, ready FROM acode_migrate.change_cursors
              WHERE source = $1 AND target_schema = $2",
-            &[&source, &schema],
+            &[(&source, Type::TEXT), (&schema, Type::TEXT)],
         )
         .await
         .map_err(MigrateError::pg("reading change cursors"))?;

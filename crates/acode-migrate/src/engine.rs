@@ -798,46 +798,99 @@ const SPAN: usize = 2_000;
 /// A tracked table's change log being read after the target's cursor,
 /// a span at a time, by a thread of its own (see [`read_spans`]).
 pub struct Spans {
-    /// Entries after the cursor when reading began.
-    pub pending: u64,
+    shown: String,
+    /// How many entries follow the cursor, once the reader counted them.
+    counted: Option<tokio::sync::oneshot::Receiver<Result<u64>>>,
+    pending: u64,
+    /// Lets the reader go on past the first span (see [`Spans::go`]).
+    go: Option<std::sync::mpsc::Sender<()>>,
     rx: mpsc::Receiver<Result<Option<Changed>>>,
+}
+
+impl Spans {
+    /// The entries after the cursor when reading began.
+    pub async fn pending(&mut self) -> Result<u64> {
+        if let Some(counted) = self.counted.take() {
+            self.pending = counted.await.map_err(|_| {
+                MigrateError::source(&self.shown, "the change-log reader stopped")
+            })??;
+        }
+        Ok(self.pending)
+    }
+
+    /// Lets the reader read past its first span: a table's reader reads
+    /// ahead only once a connection has taken the table, so that readers
+    /// of tables still waiting leave the cores to those being written.
+    fn go(&mut self) {
+        if let Some(go) = self.go.take() {
+            let _ = go.send(());
+        }
+    }
 }
 
 /// Starts reading `plan`'s change log after entry `after` in spans of
 /// `batch` entries (at most [`SPAN`]), each with the rows its keys name
-/// now. The first span is a quarter of that, so that the target starts
-/// soon; the thread keeps up to two spans queued ahead. A run starts the
-/// readers of all its tracked tables before the target's work begins.
+/// now, on a thread of its own that first counts the entries. The first
+/// span is a quarter of that, so that the target starts soon; the thread
+/// keeps up to two spans queued ahead. A run starts the readers of all its
+/// tracked tables before the target's work begins.
 pub fn read_spans(
     source_path: &std::path::Path,
     plan: Arc<TablePlan>,
     tid: i64,
     after: i64,
     batch: usize,
-) -> Result<Spans> {
+) -> Spans {
     let shown = source_path.display().to_string();
-    let conn = crate::schema::open_source(source_path)?;
-    let pending = crate::track::pending(&conn, tid, after, &shown)?;
+    let (count_tx, counted) = tokio::sync::oneshot::channel();
     let (tx, rx) = mpsc::channel(2);
-    if pending > 0 {
-        let span = batch.clamp(1, SPAN);
-        std::thread::spawn(move || {
-            let mut after = after;
-            let mut limit = (span / 4).max(1);
-            loop {
-                let read = read_changed(&conn, &plan, tid, after, limit, &shown);
-                let more = matches!(&read, Ok(Some(_)));
-                if let Ok(Some(changed)) = &read {
-                    after = changed.upto;
-                }
-                if tx.blocking_send(read).is_err() || !more {
+    let (go, gone) = std::sync::mpsc::channel();
+    let (path, reader_shown) = (source_path.to_path_buf(), shown.clone());
+    let span = batch.clamp(1, SPAN);
+    std::thread::spawn(move || {
+        let shown = reader_shown;
+        let opened = crate::schema::open_source(&path).and_then(|conn| {
+            let n = crate::track::pending(&conn, tid, after, &shown)?;
+            Ok((conn, n))
+        });
+        let conn = match opened {
+            Ok((conn, n)) => {
+                if count_tx.send(Ok(n)).is_err() || n == 0 {
                     return;
                 }
-                limit = span;
+                conn
             }
-        });
+            Err(e) => {
+                let _ = count_tx.send(Err(e));
+                return;
+            }
+        };
+        let mut after = after;
+        let mut limit = (span / 4).max(1);
+        loop {
+            let read = read_changed(&conn, &plan, tid, after, limit, &shown);
+            let more = matches!(&read, Ok(Some(_)));
+            if let Ok(Some(changed)) = &read {
+                after = changed.upto;
+            }
+            if tx.blocking_send(read).is_err() || !more {
+                return;
+            }
+            if limit < span {
+                // Given up when the run drops its spans: then the next
+                // send fails.
+                let _ = gone.recv();
+            }
+            limit = span;
+        }
+    });
+    Spans {
+        shown,
+        counted: Some(counted),
+        pending: 0,
+        go: Some(go),
+        rx,
     }
-    Ok(Spans { pending, rx })
 }
 
 /// A tracked table's pass (see [`crate::track`]) over the spans `spans`
@@ -861,8 +914,10 @@ pub async fn incremental(
     if let Some(r) = &p.resume {
         counts.resume_from(r);
     }
-    p.progress.table_started(&name, spans.pending);
-    if spans.pending == 0 {
+    spans.go();
+    let pending = spans.pending().await?;
+    p.progress.table_started(&name, pending);
+    if pending == 0 {
         finish_pass(client, &name).await?;
         return Ok((counts, seq));
     }
@@ -1128,30 +1183,22 @@ const FINISH_PASS: &str = "UPDATE acode_migrate.migration_checkpoints SET status
 /// [`finish_pass`], committed durably: PostgreSQL flushes its log in
 /// order, so every chunk this or any connection committed before is on
 /// disk too when it returns (the source's change log may then be pruned).
-async fn finish_pass_durably(client: &mut Object, name: &str) -> Result<()> {
+/// The three statements go out at once; the last puts back the data
+/// session's `synchronous_commit = off` (see `ops::data_session`).
+async fn finish_pass_durably(client: &Object, name: &str) -> Result<()> {
+    let params: [(&(dyn ToSql + Sync), Type); 1] = [(&name, Type::TEXT)];
+    let (durable, finished, restored) = tokio::join!(
+        client.batch_execute("SET synchronous_commit = on"),
+        client.execute_typed(FINISH_PASS, &params),
+        client.batch_execute(
+            "SET synchronous_commit = off; DROP TABLE IF EXISTS pg_temp.acode_stage; DROP TABLE IF EXISTS pg_temp.acode_stage_del"
+        )
+    );
     let ctx = || format!("finishing the checkpoint of {name}");
-    let tx = client
-        .transaction()
-        .await
-        .map_err(MigrateError::pg(ctx()))?;
-    let durable = async {
-        tx.batch_execute("SET LOCAL synchronous_commit = on")
-            .await
-            .map_err(MigrateError::pg(ctx()))
-    };
-    let finish = async {
-        let stmt = cached(&tx, FINISH_PASS)
-            .await
-            .map_err(MigrateError::pg(ctx()))?;
-        tx.execute(&stmt, &[&name])
-            .await
-            .map_err(MigrateError::pg(ctx()))
-    };
-    let (durable, finish) = tokio::join!(durable, finish);
-    durable?;
-    finish?;
-    tx.commit().await.map_err(MigrateError::pg(ctx()))?;
-    drop_staging(client).await
+    durable.map_err(MigrateError::pg(ctx()))?;
+    finished.map_err(MigrateError::pg(ctx()))?;
+    restored.map_err(MigrateError::pg(ctx()))?;
+    Ok(())
 }
 
 async fn drop_staging(client: &Object) -> Result<()> {

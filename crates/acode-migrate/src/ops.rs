@@ -183,7 +183,7 @@ impl Migrator {
             maps.insert((t.clone(), c.clone()), format!("{t}.{c}"));
         }
         for r in client
-            .query(
+            .query_typed(
                 "SELECT table_name, column_name FROM acode_migrate.uuid_maps",
                 &[],
             )
@@ -454,7 +454,7 @@ impl Migrator {
                         *tid,
                         *before,
                         work.opts.batch_size.max(1),
-                    )?,
+                    ),
                 };
                 let (counts, seq) = engine::incremental(
                     client,
@@ -730,13 +730,13 @@ impl Migrator {
                     *tid,
                     *seq,
                     opts.batch_size.max(1),
-                )?),
+                )),
                 _ => None,
             });
         }
         // Every missing table at once, or none.
         let mut created = BTreeSet::new();
-        {
+        if plans.iter().any(|p| !p.exists) {
             let tx = client
                 .transaction()
                 .await
@@ -780,37 +780,43 @@ impl Migrator {
                 .map_err(MigrateError::pg("creating tables"))?;
         }
 
-        let replica = data_session(&client).await?;
+        // With foreign keys unchecked while copying, a second connection
+        // copies tables beside the first (largest first): one table's
+        // pipeline (the source reader, then PostgreSQL) keeps about one of
+        // the cores busy. Both connections are set up at once.
+        let (replica, second) = tokio::join!(data_session(&client), async {
+            if plans.len() < 2 {
+                return None;
+            }
+            let c = self.target.client().await.ok()?;
+            match data_session(&c).await {
+                Ok(None) => Some(c),
+                _ => {
+                    end_data_session(&c).await;
+                    None
+                }
+            }
+        });
+        let replica = replica?;
+        let mut second = second;
         if let Some(e) = &replica {
             notes.push(format!(
                 "foreign keys are checked while copying (session_replication_role could not be set: {e}): tables are copied parents first, one at a time"
             ));
-        }
-        // With foreign keys unchecked while copying, a second connection
-        // copies tables beside the first (largest first): one table's
-        // pipeline (the source reader, then PostgreSQL) keeps about one of
-        // the cores busy.
-        let mut second = None;
-        if replica.is_none()
-            && plans.len() > 1
-            && let Ok(c) = self.target.client().await
-        {
             // Without it, one connection copies them all.
-            match data_session(&c).await {
-                Ok(None) => second = Some(c),
-                _ => end_data_session(&c).await,
+            if let Some(c) = second.take() {
+                end_data_session(&c).await;
             }
         }
 
         // What each table will cost, for sharing them out below.
-        let costs: Vec<u64> = plans
-            .iter()
-            .zip(&spans)
-            .map(|(plan, spans)| match spans {
-                Some(s) => s.pending.saturating_mul(MERGE_COST),
+        let mut costs = Vec::with_capacity(plans.len());
+        for (plan, spans) in plans.iter().zip(spans.iter_mut()) {
+            costs.push(match spans {
+                Some(s) => s.pending().await?.saturating_mul(MERGE_COST),
                 None => plan.counted_rows.unwrap_or(0),
-            })
-            .collect();
+            });
+        }
         let conn = std::sync::Mutex::new(conn);
         let outcome = async {
             // In replica mode: the rehash is acode's write, and fires none
@@ -896,11 +902,13 @@ impl Migrator {
                 table.notes.extend(notes);
             }
 
-            client
-                .batch_execute("SET synchronous_commit = on")
-                .await
-                .map_err(MigrateError::pg("finishing the run"))?;
-            checkpoint::finish_run(&client, &run_id).await?;
+            // Sent together: the run's end is committed durably.
+            let (durable, finished) = tokio::join!(
+                client.batch_execute("SET synchronous_commit = on"),
+                checkpoint::finish_run(&client, &run_id)
+            );
+            durable.map_err(MigrateError::pg("finishing the run"))?;
+            finished?;
             let prunes = work.prunes.into_inner().unwrap_or_default();
             Ok::<_, MigrateError>((tables, prunes))
         }
@@ -1322,18 +1330,16 @@ struct Copying<'a> {
 /// are not checked while copying (replica mode): the returned message says
 /// why, when that could not be set.
 async fn data_session(client: &Object) -> Result<Option<String>> {
-    client
-        .batch_execute("SET synchronous_commit = off")
-        .await
-        .map_err(MigrateError::pg("preparing the data connection"))?;
-    Ok(client
-        .batch_execute("SET session_replication_role = replica")
-        .await
-        .err()
-        .map(|e| {
-            e.as_db_error()
-                .map_or_else(|| e.to_string(), |d| d.message().to_owned())
-        }))
+    // Both sent at once (a refused role leaves the first in force).
+    let (durability, replica) = tokio::join!(
+        client.batch_execute("SET synchronous_commit = off"),
+        client.batch_execute("SET session_replication_role = replica")
+    );
+    durability.map_err(MigrateError::pg("preparing the data connection"))?;
+    Ok(replica.err().map(|e| {
+        e.as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+    }))
 }
 
 /// What merging one change-log entry's row costs against comparing one
