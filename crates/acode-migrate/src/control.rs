@@ -18,6 +18,9 @@ const MIGRATION_LOCK: i64 = 0x6163_6f64_656d_6967;
 /// Creates or upgrades the control tables; safe from several processes at
 /// once (a session advisory lock serialises them).
 pub async fn ensure(client: &mut Client) -> Result<()> {
+    if current(client).await {
+        return Ok(());
+    }
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -45,4 +48,34 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
         .await
         .map_err(MigrateError::pg("unlocking the control schema"))?;
     outcome
+}
+
+/// Whether the history already lists exactly this binary's migrations,
+/// versions and checksums: the usual case, read in one round trip and
+/// without the lock (refinery's own check takes about ten). Anything else
+/// (no table yet, a migration missing, edited or newer) goes through
+/// refinery, which applies or refuses.
+async fn current(client: &Client) -> bool {
+    let Ok(rows) = client
+        .query_typed(
+            &format!(
+                "SELECT version::bigint, checksum::text FROM {HISTORY_TABLE} ORDER BY version"
+            ),
+            &[],
+        )
+        .await
+    else {
+        return false;
+    };
+    let runner = embedded::migrations::runner();
+    let want: Vec<(i64, String)> = runner
+        .get_migrations()
+        .iter()
+        .map(|m| (i64::from(m.version()), m.checksum().to_string()))
+        .collect();
+    let have: Vec<(i64, String)> = rows
+        .iter()
+        .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?)))
+        .collect();
+    have.len() == rows.len() && have == want
 }

@@ -222,3 +222,26 @@ fn integer_ids_in_an_existing_text_key_column_lose_no_row() {
         "item 3"
     );
 }
+
+/// The control tables' history is checked on every use: read at once when
+/// it lists exactly this binary's migrations, and otherwise by refinery,
+/// which refuses a history whose applied migration differs.
+#[test]
+fn a_changed_control_history_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        .unwrap();
+    let db = TestDb::create();
+    let m = Migrator::new(&source(&path), &db.url()).unwrap();
+    rt().block_on(m.checkpoint_status()).unwrap();
+    rt().block_on(m.checkpoint_status()).unwrap();
+    pg(
+        &db.url(),
+        "UPDATE acode_migrate.schema_history SET checksum = '1' WHERE version = 1",
+    );
+    let err = rt().block_on(m.checkpoint_status()).unwrap_err();
+    assert!(err.to_string().contains("control tables"), "{err}");
+}
