@@ -140,13 +140,14 @@ impl Existing {
 /// The table `schema.name` as it exists, or `None`.
 pub async fn existing(client: &Object, schema: &str, name: &str) -> Result<Option<Existing>> {
     let qualified = crate::ident::qualified(schema, name);
-    // Each query names the table itself, so all five go out at once (one
-    // round trip, not five), each prepared once per connection.
+    // Each query names the table itself, so all five go out at once, typed
+    // (no prepare first): one round trip, not ten.
     let query = |sql: &'static str| {
         let qualified = &qualified;
         async move {
-            let stmt = client.prepare_cached(sql).await?;
-            client.query(&stmt, &[qualified]).await
+            client
+                .query_typed(sql, &[(qualified, tokio_postgres::types::Type::TEXT)])
+                .await
         }
     };
     let (head, columns, unique_keys, named, triggers) = tokio::try_join!(
