@@ -797,8 +797,16 @@ impl Migrator {
                 }
             }
         });
-        let replica = replica?;
         let mut second = second;
+        let replica = match replica {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(c) = second.take() {
+                    end_data_session(&c).await;
+                }
+                return Err(e);
+            }
+        };
         if let Some(e) = &replica {
             notes.push(format!(
                 "foreign keys are checked while copying (session_replication_role could not be set: {e}): tables are copied parents first, one at a time"
