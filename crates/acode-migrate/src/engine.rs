@@ -1077,6 +1077,8 @@ async fn marked<T>(
     out
 }
 
+/// Deletes the target rows with these keys (target key values) through a
+/// staged key list; returns how many there were.
 async fn delete_keys(
     tx: &deadpool_postgres::Transaction<'_>,
     plan: &TablePlan,
@@ -1199,6 +1201,7 @@ async fn finish_pass(client: &Object, name: &str) -> Result<()> {
     drop_staging(client).await
 }
 
+/// Marks a table's checkpoint done.
 const FINISH_PASS: &str = "UPDATE acode_migrate.migration_checkpoints SET status = 'done', updated_at = now() WHERE table_name = $1";
 
 /// [`finish_pass`], committed durably: PostgreSQL flushes its log in
@@ -1222,6 +1225,7 @@ async fn finish_pass_durably(client: &Object, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Drops the session's staging tables.
 async fn drop_staging(client: &Object) -> Result<()> {
     client
         .batch_execute("DROP TABLE IF EXISTS pg_temp.acode_stage; DROP TABLE IF EXISTS pg_temp.acode_stage_del")
