@@ -301,32 +301,153 @@ fn jobs_are_created_run_and_recorded() {
     assert_eq!(r.error_code(), "ACODE-MIGRATE-008");
 }
 
+/// A table's checkpoint as the target holds it.
+#[derive(Debug, PartialEq)]
+struct Checkpoint {
+    run_id: String,
+    done: bool,
+    chunks: i64,
+    inserted: i64,
+}
+
+/// A connection to the target that reads the checkpoints while `acode`
+/// runs (empty before the first run has made its control tables).
+struct Watch {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Watch {
+    fn new(url: &str) -> Watch {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+        });
+        Watch { rt, client }
+    }
+
+    fn checkpoints(&self) -> std::collections::BTreeMap<String, Checkpoint> {
+        let rows = self.rt.block_on(self.client.query(
+            "SELECT table_name, run_id, status = 'done', chunks_done, rows_inserted
+             FROM acode_migrate.migration_checkpoints",
+            &[],
+        ));
+        rows.unwrap_or_default()
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    Checkpoint {
+                        run_id: r.get(1),
+                        done: r.get(2),
+                        chunks: r.get(3),
+                        inserted: r.get(4),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Chunks committed so far, a finished table counting as many.
+    fn progress(&self) -> i64 {
+        self.checkpoints()
+            .values()
+            .map(|c| c.chunks + if c.done { 1_000_000 } else { 0 })
+            .sum()
+    }
+
+    fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\""));
+        let row = self.rt.block_on(self.client.query_one(&sql, &[])).unwrap();
+        row.get(0)
+    }
+}
+
 #[test]
 fn a_run_killed_20_times_resumes_and_ends_equal() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let src = format!("sqlite:{}", shop(d, 8000).display());
+    let src = format!("sqlite:{}", shop(d, 20_000).display());
     let db = TestDb::create();
     let url = db.url();
-    let mut killed = 0;
+    let watch = Watch::new(&url);
     let args = [
         "migrate",
         "run",
         "--batch-size",
-        "300",
+        "100",
         "--source",
         &src,
         "--target",
         &url,
     ];
-    for _ in 0..20 {
-        if run_and_maybe_kill(d, &args, 50..600) {
-            killed += 1;
+    let mut before = watch.checkpoints();
+    for kill in 0..20 {
+        // Killed at a random moment once this start has committed a chunk
+        // of its own: each kill interrupts a run that is copying.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_acode"))
+            .args(args)
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let from = watch.progress();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while watch.progress() == from {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "start {kill} ended before it was killed: the source is too small"
+            );
+            assert!(Instant::now() < deadline, "start {kill} made no progress");
+            std::thread::sleep(Duration::from_millis(2));
         }
+        std::thread::sleep(Duration::from_millis(fastrand::u64(0..10)));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "start {kill} ended before it was killed: the source is too small"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let now = watch.checkpoints();
+        for (table, c) in &now {
+            // A table holds exactly the rows of its committed chunks: none
+            // of a chunk cut short, none twice.
+            assert_eq!(
+                watch.count(table),
+                c.inserted,
+                "{table} after kill {kill}: {c:?}"
+            );
+            // Resumed, not started over: the same run, never behind.
+            if let Some(b) = before.get(table) {
+                assert_eq!(b.run_id, c.run_id, "{table} after kill {kill}");
+                assert!(
+                    c.done || (!b.done && c.chunks >= b.chunks),
+                    "{table} went back after kill {kill}: {b:?} → {c:?}"
+                );
+            }
+        }
+        before = now;
     }
-    assert!(killed > 0);
     let last = ok(d, &["migrate", "run", "--source", &src, "--target", &url]);
-    assert!(last["tables"].as_array().unwrap().len() == 4);
+    let tables = last["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 4);
+    assert!(
+        last["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with("continuing a run that was cut short")),
+        "{last}"
+    );
+    assert!(tables.iter().any(|t| t["resumed"] == true), "{last}");
     let valid = ok(
         d,
         &["migrate", "validate", "--source", &src, "--target", &url],
@@ -339,7 +460,8 @@ fn a_run_killed_20_times_resumes_and_ends_equal() {
         ),
         "0"
     );
-    assert_eq!(psql(&url, "SELECT count(*) FROM \"order lines\""), "24000");
+    assert_eq!(psql(&url, "SELECT count(*) FROM \"order lines\""), "60000");
+    assert_eq!(psql(&url, "SELECT count(*) FROM orders"), "20000");
 }
 
 /// Spawns `acode args` in `dir` and kills it with SIGKILL at a random
