@@ -20,13 +20,27 @@ use crate::report::Row;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rows in all (customers, orders and order lines: 1 : 2 : 3).
+    /// Rows in all.
     #[arg(long, default_value_t = 1_200_000, value_parser = clap::value_parser!(u64).range(60..))]
     rows: u64,
+    /// The source's tables.
+    #[arg(long, value_enum, default_value_t = Shape::OrderSystem)]
+    shape: Shape,
     /// Internal: one tracked full run of SOURCE into TARGET (a URL) that
     /// must copy ROWS rows, writing "seconds peak_mib" to RESULT.
     #[arg(long, hide = true, num_args = 4, value_names = ["SOURCE", "TARGET", "ROWS", "RESULT"])]
     child: Option<Vec<String>>,
+}
+
+/// What the generated source holds.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Shape {
+    /// Customers, their orders and the orders' lines (1 : 2 : 3): an
+    /// integer key, a foreign key, a composite key, text, reals, BLOBs.
+    OrderSystem,
+    /// One parent table and one child table with a foreign key to it
+    /// (5 : 1: the issue's 1,000,000 parents and 200,000 children).
+    ParentChild,
 }
 
 /// The full run puts change tracking in place first (its cost is in the
@@ -116,12 +130,12 @@ pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
     let rows = if quick { 12_000 } else { args.rows };
     let dir = tempfile::tempdir()?;
     let source = dir.path().join("shop.db");
-    generate(&source, rows)?;
+    generate(args.shape, &source, rows)?;
     // Half the rows: the fixed buffers (chunks in flight, SQLite's page
     // caches) are full at both sizes, so what grows with rows shows.
     let small = dir.path().join("shop-half.db");
     let small_rows = rows / 2;
-    generate(&small, small_rows)?;
+    generate(args.shape, &small, small_rows)?;
     // pgloader loads the file as it was before acode put its change log
     // in place (acode's log tables are not pgloader's work). It goes
     // first, so that acode's re-runs follow acode's own full run, as they
@@ -146,7 +160,7 @@ pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
     let migrator = Migrator::new(&spec, &ours_db.url())?;
     let tracked = tracked();
 
-    change_one_percent(&source)?;
+    change_one_percent(args.shape, &source)?;
     let started = Instant::now();
     let rerun = rt.block_on(migrator.run(&tracked, &NoProgress))?;
     let again = started.elapsed();
@@ -156,7 +170,7 @@ pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
         "the tracked re-run compared in full: {rerun:?}"
     );
     // The same without the change log: every row compared.
-    change_one_percent(&source)?;
+    change_one_percent(args.shape, &source)?;
     let started = Instant::now();
     let compared = rt.block_on(migrator.run(&Options::default(), &NoProgress))?;
     let compare_all = started.elapsed();
@@ -233,8 +247,15 @@ fn rerun_row(figure: String, took: Duration, full: Duration, share: Option<f64>)
     }
 }
 
+fn generate(shape: Shape, path: &Path, rows: u64) -> anyhow::Result<()> {
+    match shape {
+        Shape::OrderSystem => generate_orders(path, rows),
+        Shape::ParentChild => generate_parents(path, rows),
+    }
+}
+
 /// An order system: customers, their orders, the orders' lines.
-fn generate(path: &Path, rows: u64) -> anyhow::Result<()> {
+fn generate_orders(path: &Path, rows: u64) -> anyhow::Result<()> {
     let customers = (rows / 6).max(1);
     let orders = customers * 2;
     let lines = rows - customers - orders;
@@ -266,16 +287,48 @@ fn generate(path: &Path, rows: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Updates 1 % of each table's rows.
-fn change_one_percent(path: &Path) -> anyhow::Result<()> {
+/// Parents and their children, five to one.
+fn generate_parents(path: &Path, rows: u64) -> anyhow::Result<()> {
+    let children = (rows / 6).max(1);
+    let parents = rows - children;
     let conn = rusqlite::Connection::open(path)?;
-    conn.execute_batch(
-        "BEGIN;
-         UPDATE customers SET balance = balance + 1 WHERE id % 100 = 0;
-         UPDATE orders SET status = CASE status WHEN 'shipped' THEN 'placed' ELSE 'shipped' END WHERE id % 100 = 0;
-         UPDATE order_lines SET quantity = quantity + 1 WHERE order_id % 100 = 0;
-         COMMIT;",
-    )?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE parents (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                               created_at TEXT NOT NULL, score REAL);
+         CREATE TABLE children (id INTEGER PRIMARY KEY,
+                                parent_id INTEGER NOT NULL REFERENCES parents (id),
+                                body TEXT NOT NULL, amount REAL NOT NULL, data BLOB);
+         BEGIN;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {parents})
+         INSERT INTO parents SELECT i, 'Parent ' || i, '2026-01-01T00:00:00Z', i * 0.25 FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {children})
+         INSERT INTO children SELECT i, (i * 5 % {parents}) + 1, 'child ' || i || ' of a parent',
+                i * 0.5, CASE WHEN i % 10 = 0 THEN randomblob(16) END FROM n;
+         COMMIT;"
+    ))
+    .context("generating the source database")?;
+    Ok(())
+}
+
+/// Updates 1 % of each table's rows, spread evenly (every 100th key).
+fn change_one_percent(shape: Shape, path: &Path) -> anyhow::Result<()> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(match shape {
+        Shape::OrderSystem => {
+            "BEGIN;
+             UPDATE customers SET balance = balance + 1 WHERE id % 100 = 0;
+             UPDATE orders SET status = CASE status WHEN 'shipped' THEN 'placed' ELSE 'shipped' END WHERE id % 100 = 0;
+             UPDATE order_lines SET quantity = quantity + 1 WHERE order_id % 100 = 0;
+             COMMIT;"
+        }
+        Shape::ParentChild => {
+            "BEGIN;
+             UPDATE parents SET score = score + 1 WHERE id % 100 = 0;
+             UPDATE children SET amount = amount + 1 WHERE id % 100 = 0;
+             COMMIT;"
+        }
+    })?;
     Ok(())
 }
 
