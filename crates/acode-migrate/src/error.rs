@@ -121,6 +121,23 @@ impl MigrateError {
     }
 }
 
+/// An error's message followed by its causes ("error connecting to
+/// server: Connection refused (os error 111)"): a pool's or driver's own
+/// message alone rarely says what went wrong.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 pub(crate) fn pg_error(context: String, e: &tokio_postgres::Error) -> MigrateError {
     let message = match e.as_db_error() {
         Some(db) => {
@@ -132,7 +149,7 @@ pub(crate) fn pg_error(context: String, e: &tokio_postgres::Error) -> MigrateErr
             }
             m
         }
-        None => e.to_string(),
+        None => with_causes(e),
     };
     if e.as_db_error().is_none() && e.is_closed() {
         return MigrateError::TargetUnreachable {

@@ -71,7 +71,7 @@ impl Target {
                 .await
                 .map_err(|e| MigrateError::TargetUnreachable {
                     target: self.desc.clone(),
-                    message: e.to_string(),
+                    message: crate::error::with_causes(&e),
                 })?;
         tokio::spawn(connection);
         Ok(client)
@@ -84,7 +84,7 @@ impl Target {
             .await
             .map_err(|e| MigrateError::TargetUnreachable {
                 target: self.desc.clone(),
-                message: e.to_string(),
+                message: crate::error::with_causes(&e),
             })
     }
 

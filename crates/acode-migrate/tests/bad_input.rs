@@ -67,6 +67,20 @@ fn an_unreachable_target_is_a_clear_transient_error() {
         .unwrap_err();
     assert_eq!(err.code().code(), "ACODE-MIGRATE-002", "{err}");
     assert!(err.is_transient());
+    // The message names the target (without a password) and the cause.
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+    assert!(msg.to_lowercase().contains("refused"), "{msg}");
+    // Nothing was written to the source either.
+    let untouched: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE '\\_\\_acode%' ESCAPE '\\'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(untouched, 0);
     let bad = Migrator::new(&source(&path), "mysql://x").err().unwrap();
     assert_eq!(bad.code().code(), "ACODE-MIGRATE-006");
 }
@@ -128,7 +142,9 @@ fn loose_values_and_odd_identifiers_are_reported_and_kept() {
                (2, 'abc', 'Ünïcødé ✓ 👩‍👩‍👧', 1704153600, -0.0, 0, 42),
                (3, NULL, x'00ff', NULL, 1e308, NULL, x'01'),
                (4, 9223372036854775807, NULL, 2460311.5, -1e-300, 1, NULL),
-               (5, -9223372036854775808, CAST(x'61ff62' AS TEXT), '2024-01-02T03:04:05Z', 4.9e-324, 0, 2.5);
+               (5, -9223372036854775808, CAST(x'61ff62' AS TEXT), '2024-01-02T03:04:05Z', 4.9e-324, 0, 2.5),
+               (6, 9e999, 'inf', 0, 9e999, 0, 9e999),
+               (7, -9e999, '-inf', 1.25, -9e999, 1, -9e999);
            CREATE TABLE "key words" ("select" TEXT, "from" TEXT, PRIMARY KEY ("select", "from"));
            INSERT INTO "key words" VALUES ('a', 'b'), ('A', 'b'), ('ä', ''), ('', 'z');"#,
     )
@@ -164,7 +180,7 @@ fn loose_values_and_odd_identifiers_are_reported_and_kept() {
     assert!(weird.problems.len() >= 3, "{:?}", weird.problems);
 
     let first = run(&m, &Options::default());
-    assert_eq!(first.copied, 9);
+    assert_eq!(first.copied, 11);
     let report = validate(&m, &Options::default());
     assert!(report.ok, "{}", report.to_markdown());
     assert_eq!(run(&m, &Options::default()).copied, 0);
@@ -181,6 +197,19 @@ fn loose_values_and_odd_identifiers_are_reported_and_kept() {
             "SELECT encode(label, 'hex') FROM \"Weird \"\"Table\"\" Name\" WHERE id = 5"
         ),
         "61ff62"
+    );
+    // REAL edge values keep their values, infinities included, in REAL,
+    // text and untyped columns (SQLite keeps neither NaN, read back as
+    // NULL, nor the sign of -0.0).
+    let reals = pg_one(
+        &db.url(),
+        "SELECT string_agg(concat_ws(' ', id, \"order\"::text, amount, encode(untyped, 'escape')), '; ' ORDER BY id)
+         FROM \"Weird \"\"Table\"\" Name\" WHERE id IN (2, 5, 6, 7)",
+    );
+    assert_eq!(
+        reals,
+        "2 0 abc 42; 5 5e-324 -9223372036854775808 2.5; \
+         6 Infinity Infinity Infinity; 7 -Infinity -Infinity -Infinity"
     );
     let record = rt()
         .block_on(m.check_record("key words", r#"["", "z"]"#))
