@@ -151,9 +151,50 @@ fn analyze_run_validate_and_check_record() {
         .find(|c| c["column"] == "qty")
         .unwrap();
     assert_eq!(qty["target"], 99);
+    assert_eq!(qty["source"], 1);
+    assert_eq!(qty["equal"], false);
+    let line = record["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == "line")
+        .unwrap();
+    assert_eq!((&line["source"], &line["target"]), (&2.into(), &2.into()));
+
+    // Both reports are stored, in JSON and Markdown, under the ids they
+    // carry.
+    let stored = |id: &Value, what: &str| {
+        psql(
+            &url,
+            &format!(
+                "SELECT {what} FROM acode_migrate.migration_validation_reports WHERE id = {id}"
+            ),
+        )
+    };
+    assert_eq!(
+        stored(&valid["report_id"], "ok::text || (report->>'ok')"),
+        "truetrue"
+    );
+    assert_eq!(
+        stored(&doc["report_id"], "ok::text || (report->>'ok')"),
+        "falsefalse"
+    );
+    assert!(stored(&doc["report_id"], "markdown").contains("order lines"));
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM acode_migrate.migration_validation_reports"
+        ),
+        "2"
+    );
 
     let status = ok(d, &["migrate", "checkpoint-status", "--target", &url]);
-    assert_eq!(status["checkpoints"].as_array().unwrap().len(), 4);
+    let checkpoints = status["checkpoints"].as_array().unwrap();
+    assert_eq!(checkpoints.len(), 4);
+    assert!(
+        checkpoints.iter().all(|c| c["status"] == "done"),
+        "{status}"
+    );
     let reset = ok(
         d,
         &[
@@ -166,6 +207,15 @@ fn analyze_run_validate_and_check_record() {
         ],
     );
     assert_eq!(reset["removed"], 1);
+    let status = ok(d, &["migrate", "checkpoint-status", "--target", &url]);
+    let tables: Vec<&str> = status["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["table"].as_str().unwrap())
+        .collect();
+    assert_eq!(tables.len(), 3);
+    assert!(!tables.contains(&"orders"), "{status}");
     // Text output works too.
     let mut text = acode_in(d);
     text.args(args(&with(&["migrate", "run"])));

@@ -57,6 +57,15 @@ fn order_system_is_migrated_and_kept_in_step() {
         ),
         analysis.tables.len().to_string()
     );
+    assert_eq!(
+        pg_one(
+            &db.url(),
+            "SELECT concat_ws(' ', source_rows, target_rows, missing, changed, extra,
+                              jsonb_array_length(mapping), mapping @> '[{\"name\": \"signed_up\"}]')
+             FROM acode_migrate.data_differentials WHERE table_name = 'customers'"
+        ),
+        "2000 0 2000 0 0 7 t"
+    );
 
     let first = run(&m, &opts);
     let total: u64 = first.tables.iter().map(|t| t.counts.inserted).sum();
@@ -97,31 +106,81 @@ fn order_system_is_migrated_and_kept_in_step() {
     let second = run(&m, &opts);
     assert_eq!((second.copied, second.deleted), (0, 0));
 
-    // 1 % of the rows changed, some deleted, some added.
+    // 1 % of the rows changed (every table has some), some deleted, some
+    // added; each table's counts must be exactly those.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let changed = conn.execute("UPDATE customers SET email = 'new-' || email WHERE customer_id % 100 = 0", []).unwrap()
-        + conn.execute("UPDATE order_lines SET quantity = quantity + 1 WHERE (order_id * 3 + line_no) % 100 = 0", []).unwrap();
-    let deleted = conn
-        .execute("DELETE FROM \"order notes\" WHERE rowid % 50 = 1", [])
-        .unwrap()
-        + conn
-            .execute("DELETE FROM order_lines WHERE order_id = 6000", [])
-            .unwrap();
-    let added = conn
-        .execute(
+    let exec = |sql: &str| conn.execute(sql, []).unwrap() as u64;
+    let mut expected = std::collections::BTreeMap::<&str, [u64; 3]>::new();
+    let mut note = |table, i: usize, n: u64| expected.entry(table).or_default()[i] += n;
+    let (updated, deleted, inserted) = (0, 1, 2);
+    note(
+        "customers",
+        updated,
+        exec("UPDATE customers SET email = 'new-' || email WHERE customer_id % 100 = 0"),
+    );
+    note(
+        "orders",
+        updated,
+        exec("UPDATE orders SET status = 'cancelled' WHERE order_id % 100 = 0"),
+    );
+    note(
+        "order_lines",
+        updated,
+        exec(
+            "UPDATE order_lines SET quantity = quantity + 1 WHERE (order_id * 3 + line_no) % 100 = 0",
+        ),
+    );
+    note(
+        "products",
+        updated,
+        exec("UPDATE products SET unit_price = unit_price + 1 WHERE product_id % 100 = 0"),
+    );
+    note(
+        "categories",
+        updated,
+        exec("UPDATE categories SET picture = x'0102' WHERE name = 'Tea'"),
+    );
+    note(
+        "order notes",
+        updated,
+        exec("UPDATE \"order notes\" SET \"Note Text\" = 'geändert' WHERE rowid % 100 = 0"),
+    );
+    note(
+        "order notes",
+        deleted,
+        exec("DELETE FROM \"order notes\" WHERE rowid % 50 = 1"),
+    );
+    note(
+        "order_lines",
+        deleted,
+        exec("DELETE FROM order_lines WHERE order_id = 6000"),
+    );
+    note(
+        "categories",
+        inserted,
+        exec(
             "INSERT INTO categories (name, parent_id, picture) VALUES ('Neu — ☕', 2, x'00ff00ff')",
-            [],
-        )
-        .unwrap()
-        + conn
-            .execute("INSERT INTO \"order notes\" VALUES (1, 1, 'später')", [])
-            .unwrap();
+        ),
+    );
+    note(
+        "order notes",
+        inserted,
+        exec("INSERT INTO \"order notes\" VALUES (1, 1, 'später')"),
+    );
     drop(conn);
+    let changed: u64 = expected.values().map(|c| c[updated]).sum();
+    assert!(changed * 100 >= total, "{changed} of {total} rows changed");
     let third = run(&m, &opts);
-    let sum = |f: fn(&acode_migrate::TableRun) -> u64| third.tables.iter().map(f).sum::<u64>();
-    assert_eq!(sum(|t| t.counts.updated), changed as u64);
-    assert_eq!(sum(|t| t.counts.deleted), deleted as u64);
-    assert_eq!(sum(|t| t.counts.inserted), added as u64);
+    for t in &third.tables {
+        let want = expected.get(t.table.as_str()).copied().unwrap_or_default();
+        assert_eq!(
+            [t.counts.updated, t.counts.deleted, t.counts.inserted],
+            want,
+            "{}",
+            t.table
+        );
+    }
+    assert_eq!(third.tables.len(), 6);
     let report = validate(&m, &opts);
     assert!(report.ok, "{}", report.to_markdown());
 
