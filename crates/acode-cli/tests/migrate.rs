@@ -346,9 +346,96 @@ fn jobs_are_created_run_and_recorded() {
     );
     assert_eq!(status["history"].as_array().unwrap().len(), 1);
     assert!(status["next_run_at"].is_string());
-    assert!(std::fs::read_to_string(&log).unwrap().lines().count() >= 3);
+    let events: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let line: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(line["job"], "nightly");
+            line["event"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        events,
+        ["start", "table", "table", "table", "table", "finish"]
+    );
     let r = acode(d, &["migrate", "jobs", "status", "nope", "--target", &url]);
     assert_eq!(r.error_code(), "ACODE-MIGRATE-008");
+
+    // The daemon runs a job on its schedule (every second here), writes
+    // to the job's own log, and stops cleanly on SIGTERM.
+    let often_log = d.join("often.log");
+    ok(
+        d,
+        &[
+            "migrate",
+            "jobs",
+            "create",
+            "often",
+            "--schedule",
+            "* * * * * *",
+            "--source",
+            &src,
+            "--target",
+            &url,
+            "--log",
+            &often_log.display().to_string(),
+        ],
+    );
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_acode"))
+        .args(["migrate", "jobs", "daemon", "--target", &url])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ran = loop {
+        let status = ok(d, &["migrate", "jobs", "status", "often", "--target", &url]);
+        let history = status["history"].as_array().unwrap().clone();
+        if history.iter().any(|r| r["status"] == "ok") {
+            break history;
+        }
+        assert!(child_alive(&mut daemon), "the daemon exited");
+        assert!(
+            Instant::now() < deadline,
+            "the schedule did not fire within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        ran.iter()
+            .all(|r| r["status"] == "ok" && r["error"].is_null()),
+        "{ran:?}"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = daemon.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let logged = std::fs::read_to_string(&often_log).unwrap();
+    assert!(
+        logged.lines().any(|l| l.contains("\"event\":\"finish\"")),
+        "{logged}"
+    );
+    // The other job's log is its own.
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 6);
+}
+
+fn child_alive(child: &mut std::process::Child) -> bool {
+    child.try_wait().unwrap().is_none()
 }
 
 /// A table's checkpoint as the target holds it.

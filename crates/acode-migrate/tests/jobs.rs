@@ -76,7 +76,31 @@ fn scheduled_jobs_run_record_history_and_never_overlap() {
             .await
             .unwrap();
 
-        // The daemon fires every second; wait for two completed runs.
+        // A run now copies everything.
+        let first = jobs.run("shop-sync").await.unwrap();
+        assert_eq!(first.rows_inserted, rows, "the first run copies everything");
+
+        // A run the daemon starts is held up (another session locks a
+        // table it reads) for longer than the schedule's second: the runs
+        // it would start meanwhile find the job running and are skipped.
+        holder
+            .batch_execute("BEGIN; LOCK TABLE public.customers IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let count = |status: &str| {
+            let jobs = jobs.clone();
+            let status = status.to_owned();
+            async move {
+                jobs.status("shop-sync", 1000)
+                    .await
+                    .unwrap()
+                    .history
+                    .iter()
+                    .filter(|r| r.status == status)
+                    .count()
+            }
+        };
+        let (skipped_before, ok_before) = (count("skipped").await, count("ok").await);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let daemon_jobs = jobs.clone();
         let daemon = tokio::spawn(async move {
@@ -86,38 +110,25 @@ fn scheduled_jobs_run_record_history_and_never_overlap() {
                 })
                 .await
         });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = jobs
-                .status("shop-sync", 100)
-                .await
-                .unwrap()
-                .history
-                .iter()
-                .filter(|r| r.status == "ok")
-                .count();
-            if ok >= 2 {
-                break;
+        let wait_for = |what: &'static str, status: &'static str, n: usize| async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while count(status).await < n {
+                assert!(Instant::now() < deadline, "{what} within 60 s");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the schedule did not fire twice within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
+        wait_for("the daemon skipped a run", "skipped", skipped_before + 2).await;
+        assert_eq!(count("ok").await, ok_before, "the held run cannot finish");
+        holder.batch_execute("COMMIT").await.unwrap();
+        wait_for("the held run and a later one finished", "ok", ok_before + 2).await;
         stop.send(()).unwrap();
         daemon.await.unwrap().unwrap();
 
         let status = jobs.status("shop-sync", 100).await.unwrap();
         assert!(!status.running);
-        let mut ok: Vec<_> = status
-            .history
-            .iter()
-            .filter(|r| r.status == "ok")
-            .cloned()
-            .collect();
-        ok.sort_by(|a, b| a.started_at.cmp(&b.started_at));
-        assert_eq!(ok[0].rows_inserted, rows, "the first run copies everything");
+        let mut history = status.history.clone();
+        history.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        let ok: Vec<_> = history.iter().filter(|r| r.status == "ok").collect();
         assert!(
             ok[1..]
                 .iter()
@@ -130,7 +141,24 @@ fn scheduled_jobs_run_record_history_and_never_overlap() {
                 "runs overlapped: {pair:?}"
             );
         }
-        assert!(ok.iter().all(|r| r.duration_ms >= 0 && r.error.is_none()));
+        // The held run lasted over a second, and the daemon's skipped
+        // runs started while it ran.
+        let held = ok
+            .iter()
+            .find(|r| r.duration_ms >= 1000)
+            .unwrap_or_else(|| panic!("no run was held: {ok:?}"));
+        let daemon_skipped: Vec<_> = history
+            .iter()
+            .filter(|r| r.status == "skipped" && r.started_at > first.finished_at)
+            .collect();
+        assert!(daemon_skipped.len() >= 2, "{history:?}");
+        assert!(
+            daemon_skipped
+                .iter()
+                .all(|s| s.started_at >= held.started_at && s.started_at <= held.finished_at),
+            "{history:?}"
+        );
+        assert!(ok.iter().all(|r| r.error.is_none()));
 
         // A failing run is recorded with its code.
         std::fs::remove_file(&path).unwrap();
