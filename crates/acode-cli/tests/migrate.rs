@@ -225,6 +225,45 @@ fn analyze_run_validate_and_check_record() {
 }
 
 #[test]
+fn uuid_map_from_the_command_line_is_stable_and_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = format!("sqlite:{}", shop(d, 300).display());
+    let db = TestDb::create();
+    let url = db.url();
+    let mapped = [
+        "migrate",
+        "run",
+        "--uuid-map",
+        "customers.id",
+        "--source",
+        &src,
+        "--target",
+        &url,
+    ];
+    ok(d, &mapped);
+    let ids = "SELECT string_agg(id::text, ',' ORDER BY id) FROM customers";
+    let before = psql(&url, ids);
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT min(pg_typeof(c.id)::text) || ' ' || count(*) FROM orders o JOIN customers c ON c.id = o.customer_id"
+        ),
+        "uuid 300"
+    );
+    let again = ok(d, &mapped);
+    assert_eq!(again["copied"], 0);
+    assert_eq!(psql(&url, ids), before);
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM acode_migrate.migration_mappings"
+        ),
+        "200"
+    );
+}
+
+#[test]
 fn bad_input_is_a_clear_error_with_a_stable_code() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
