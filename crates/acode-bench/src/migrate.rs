@@ -5,7 +5,8 @@
 //! again with every row compared; then `validate`. The full run goes in a
 //! child process of this binary (`--child`), as does a full run of a file
 //! half the size, so that their peak memory is their own: it must not grow
-//! with the rows (BENCH.md rule 4).
+//! with the rows (BENCH.md rule 4). Two more full runs of each size at the
+//! end make each size's memory figure the median of three.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,7 +16,10 @@ use acode_migrate::{Migrator, NoProgress, Options};
 use acode_testkit::TestDb;
 use anyhow::Context;
 
-use crate::fixture::{memory_row, status_mib};
+use crate::fixture::{median, memory_row, status_mib};
+
+/// Full runs of each size whose peak memory is measured.
+const MEMORY_RUNS: usize = 3;
 use crate::report::Row;
 
 #[derive(clap::Args)]
@@ -180,6 +184,33 @@ pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
     let validate = started.elapsed();
     anyhow::ensure!(validated.ok, "validate found differences: {validated:?}");
 
+    // More full runs of each size, for memory only (after the timed
+    // figures, so they disturb none): a peak varies by a megabyte or two
+    // from run to run with how far the readers get ahead of PostgreSQL,
+    // whatever the size, so each size's figure is the median of its runs.
+    let (mut small_runs, mut full_runs) = (vec![small_run], vec![full_run]);
+    let mut memory_dbs = Vec::new();
+    for _ in 1..MEMORY_RUNS {
+        for (file, n, runs) in [
+            (&small, small_rows, &mut small_runs),
+            (&pristine, rows, &mut full_runs),
+        ] {
+            let db = TestDb::create();
+            runs.push(full_in_child(file, &db.url(), n)?);
+            memory_dbs.push(db);
+        }
+    }
+    let spread = |runs: &[ChildRun], f: fn(&ChildRun) -> f64| {
+        let values: Vec<f64> = runs.iter().map(f).collect();
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(0.0, f64::max);
+        (median(values), format!("{lo:.1}–{hi:.1}"))
+    };
+    let (anon_full, anon_full_range) = spread(&full_runs, |r| r.peak_anon);
+    let (anon_small, anon_small_range) = spread(&small_runs, |r| r.peak_anon);
+    let (rss_full, rss_full_range) = spread(&full_runs, |r| r.peak_rss);
+    let (rss_small, rss_small_range) = spread(&small_runs, |r| r.peak_rss);
+
     let secs = |d: Duration| d.as_secs_f64();
     Ok(vec![
         Row {
@@ -213,17 +244,21 @@ pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
             None,
         ),
         memory_row(
-            format!("peak own memory (RssAnon), full run of {rows} rows"),
-            full_run.peak_anon,
-            format!("the same, full run of {small_rows} rows"),
-            small_run.peak_anon,
+            format!(
+                "peak own memory (RssAnon), full run of {rows} rows (median of {MEMORY_RUNS}: {anon_full_range})"
+            ),
+            anon_full,
+            format!("the same, {small_rows} rows ({anon_small_range})"),
+            anon_small,
             None,
         ),
         memory_row(
-            format!("peak RSS (VmHWM, with the mapped source), {rows} rows"),
-            full_run.peak_rss,
-            format!("the same, full run of {small_rows} rows"),
-            small_run.peak_rss,
+            format!(
+                "peak RSS (VmHWM, with the mapped source), {rows} rows (median of {MEMORY_RUNS}: {rss_full_range})"
+            ),
+            rss_full,
+            format!("the same, {small_rows} rows ({rss_small_range})"),
+            rss_small,
             Some("none (file pages, reclaimable)"),
         ),
     ])
