@@ -17,10 +17,10 @@ use acode_testkit::TestDb;
 use anyhow::Context;
 
 use crate::fixture::{median, memory_row, status_mib};
+use crate::report::Row;
 
 /// Full runs of each size whose peak memory is measured.
 const MEMORY_RUNS: usize = 3;
-use crate::report::Row;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -282,6 +282,7 @@ fn rerun_row(figure: String, took: Duration, full: Duration, share: Option<f64>)
     }
 }
 
+/// A source of `shape` with `rows` rows in all, at `path`.
 fn generate(shape: Shape, path: &Path, rows: u64) -> anyhow::Result<()> {
     match shape {
         Shape::OrderSystem => generate_orders(path, rows),

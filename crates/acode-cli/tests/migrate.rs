@@ -284,6 +284,32 @@ fn bad_input_is_a_clear_error_with_a_stable_code() {
     );
     assert_eq!(r.code, 1);
     assert_eq!(r.error_code(), "ACODE-MIGRATE-001");
+    // The file is left as it was, and nothing was written to the target.
+    assert_eq!(std::fs::read(&junk).unwrap(), vec![b'x'; 4096]);
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'acode_migrate'"
+        ),
+        "0"
+    );
+    // A source that does not exist is not created.
+    let missing = d.join("missing.db");
+    let r = acode(
+        d,
+        &[
+            "migrate",
+            "analyze",
+            "--source",
+            &format!("sqlite:{}", missing.display()),
+            "--target",
+            &url,
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(r.error_code(), "ACODE-MIGRATE-001");
+    assert!(r.error_message().contains("no such file"), "{}", r.stderr);
+    assert!(!missing.exists());
 
     let src = format!("sqlite:{}", shop(d, 10).display());
     let r = acode(
