@@ -15,28 +15,60 @@ use crate::ident::quote;
 
 /// A read-only connection to the source. A file that is not an SQLite
 /// database fails here, before anything else happens.
+///
+/// A file whose last writer was killed in the middle of a transaction
+/// (a hot rollback journal, or a WAL whose index must be rebuilt) cannot
+/// be read until someone with write access rolls it back or rebuilds the
+/// index, as any SQLite connection opening it for writing does at once:
+/// then the file is opened once for writing to let SQLite do so (its
+/// committed content is unchanged), and read-only again.
 pub fn open_source(path: &Path) -> Result<Connection> {
     let shown = path.display().to_string();
     if !path.is_file() {
         return Err(MigrateError::source(&shown, "no such file"));
     }
+    match open_read_only(path) {
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ReadOnly => {
+            recover(path).map_err(|e| {
+                MigrateError::source(
+                    &shown,
+                    format!("a writer was killed in a transaction and the file cannot be opened for writing to roll it back: {e}"),
+                )
+            })?;
+            open_read_only(path).map_err(|e| MigrateError::source(&shown, e))
+        }
+        opened => opened.map_err(|e| MigrateError::source(&shown, e)),
+    }
+}
+
+fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| MigrateError::source(&shown, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(|e| MigrateError::source(&shown, e))?;
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // Pages are read through a memory map rather than a copy per read
     // (most of the reading's kernel time otherwise).
-    conn.execute_batch("PRAGMA mmap_size = 1073741824")
-        .map_err(|e| MigrateError::source(&shown, e))?;
+    conn.execute_batch("PRAGMA mmap_size = 1073741824")?;
     // Reading the catalog is what tells a database from any other file.
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
-    })
-    .map_err(|e| MigrateError::source(&shown, e))?;
+    })?;
     Ok(conn)
+}
+
+/// Lets SQLite roll back a hot journal or rebuild a WAL index: the first
+/// read of a connection that may write does either.
+fn recover(path: &Path) -> rusqlite::Result<()> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    Ok(())
 }
 
 #[derive(Clone, Debug, Serialize)]

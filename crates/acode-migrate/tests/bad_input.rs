@@ -274,3 +274,51 @@ fn a_changed_control_history_is_refused() {
     let err = rt().block_on(m.checkpoint_status()).unwrap_err();
     assert!(err.to_string().contains("control tables"), "{err}");
 }
+
+#[test]
+fn a_source_left_by_a_killed_writer_is_read() {
+    // A writer killed in the middle of a transaction leaves a hot
+    // journal (rollback mode) or a WAL without a usable index (WAL mode):
+    // the first to open the file must roll back or rebuild, which a
+    // read-only connection cannot do by itself. Copying the files while
+    // the writer holds them gives both states.
+    let dir = tempfile::tempdir().unwrap();
+    for (mode, side) in [("DELETE", "-journal"), ("WAL", "-wal")] {
+        let live = dir.path().join(format!("live-{mode}.db"));
+        let writer = rusqlite::Connection::open(&live).unwrap();
+        writer
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = {mode}; PRAGMA wal_autocheckpoint = 0;
+                 CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+                 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 500)
+                 INSERT INTO t SELECT i, 'v' || i FROM s;
+                 PRAGMA cache_size = 2;
+                 BEGIN;
+                 UPDATE t SET v = v || ' changed, never committed' || randomblob(200);"
+            ))
+            .unwrap();
+        let crashed = dir.path().join(format!("crashed-{mode}.db"));
+        std::fs::copy(&live, &crashed).unwrap();
+        let mut copy_side = crashed.clone().into_os_string();
+        copy_side.push(side);
+        let mut live_side = live.clone().into_os_string();
+        live_side.push(side);
+        std::fs::copy(&live_side, &copy_side).unwrap();
+        drop(writer);
+        assert!(std::fs::metadata(&copy_side).unwrap().len() > 0, "{mode}");
+
+        let db = TestDb::create();
+        let m = Migrator::new(&source(&crashed), &db.url()).unwrap();
+        let first = run(&m, &Options::default());
+        assert_eq!(first.copied, 500, "{mode}");
+        assert!(validate(&m, &Options::default()).ok, "{mode}");
+        assert_eq!(
+            pg_one(
+                &db.url(),
+                "SELECT count(*) FROM t WHERE v LIKE '%never committed%'"
+            ),
+            "0",
+            "{mode}: only committed rows"
+        );
+    }
+}
