@@ -565,6 +565,29 @@ impl Watch {
             .sum()
     }
 
+    /// Waits until no other session is connected to the database: a
+    /// killed client's server sessions finish what it had sent (a chunk
+    /// and its checkpoint commit together, or not at all), then go.
+    fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let row = self.rt.block_on(self.client.query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND backend_type = 'client backend'",
+                &[],
+            ));
+            if row.unwrap().get::<_, i64>(0) == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the killed run's sessions stayed"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\""));
         let row = self.rt.block_on(self.client.query_one(&sql, &[])).unwrap();
@@ -618,6 +641,7 @@ fn a_run_killed_20_times_resumes_and_ends_equal() {
         );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        watch.settle();
 
         let now = watch.checkpoints();
         for (table, c) in &now {
