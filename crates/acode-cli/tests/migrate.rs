@@ -461,7 +461,7 @@ fn jobs_are_created_run_and_recorded() {
         if history.iter().any(|r| r["status"] == "ok") {
             break history;
         }
-        assert!(child_alive(&mut daemon), "the daemon exited");
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
         assert!(
             Instant::now() < deadline,
             "the schedule did not fire within 60 s"
@@ -497,10 +497,6 @@ fn jobs_are_created_run_and_recorded() {
     );
     // The other job's log is its own.
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 6);
-}
-
-fn child_alive(child: &mut std::process::Child) -> bool {
-    child.try_wait().unwrap().is_none()
 }
 
 /// A table's checkpoint as the target holds it.

@@ -42,33 +42,28 @@ pub fn open_source(path: &Path) -> Result<Connection> {
 }
 
 fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let conn = open_and_read(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     // Pages are read through a memory map rather than a copy per read
     // (most of the reading's kernel time otherwise).
     conn.execute_batch("PRAGMA mmap_size = 1073741824")?;
-    // Reading the catalog is what tells a database from any other file.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
-        r.get::<_, i64>(0)
-    })?;
     Ok(conn)
 }
 
 /// Lets SQLite roll back a hot journal or rebuild a WAL index: the first
 /// read of a connection that may write does either.
 fn recover(path: &Path) -> rusqlite::Result<()> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    open_and_read(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map(drop)
+}
+
+/// Opens the file (never creating it) and reads its catalog, which is
+/// what tells a database from any other file.
+fn open_and_read(path: &Path, mode: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
     })?;
-    Ok(())
+    Ok(conn)
 }
 
 #[derive(Clone, Debug, Serialize)]

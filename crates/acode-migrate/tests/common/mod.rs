@@ -264,3 +264,61 @@ pub fn order_system(dir: &Path) -> PathBuf {
     .unwrap();
     path
 }
+
+/// What a change to the source does to a table's rows.
+#[derive(Clone, Copy)]
+pub enum Change {
+    Updated,
+    Deleted,
+    Inserted,
+}
+
+/// Changes made to a source, and what a run must report for them, table
+/// by table.
+pub struct Changes {
+    conn: Connection,
+    /// Per table: rows updated, deleted, inserted.
+    expected: std::collections::BTreeMap<String, [u64; 3]>,
+}
+
+impl Changes {
+    pub fn open(path: &Path) -> Changes {
+        Changes {
+            conn: Connection::open(path).unwrap(),
+            expected: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Runs `sql`, which makes `change` to rows of `table`.
+    pub fn apply(&mut self, table: &str, change: Change, sql: &str) {
+        let n = self.conn.execute(sql, []).unwrap() as u64;
+        self.expected.entry(table.to_owned()).or_default()[change as usize] += n;
+    }
+
+    /// Rows updated in all.
+    pub fn updated(&self) -> u64 {
+        self.expected
+            .values()
+            .map(|c| c[Change::Updated as usize])
+            .sum()
+    }
+
+    /// Every table of `report` wrote exactly the rows changed in it, and
+    /// every changed table is there.
+    pub fn assert_reported(&self, report: &RunReport) {
+        for t in &report.tables {
+            let want = self.expected.get(&t.table).copied().unwrap_or_default();
+            assert_eq!(
+                [t.counts.updated, t.counts.deleted, t.counts.inserted],
+                want,
+                "{}",
+                t.table
+            );
+        }
+        assert!(
+            self.expected
+                .keys()
+                .all(|k| report.tables.iter().any(|t| &t.table == k))
+        );
+    }
+}
