@@ -107,17 +107,84 @@ fn ids_and_parents_cannot_change() {
     );
 }
 
+/// A child of every kind, written (under deferred foreign keys) before a
+/// parent that does not exist yet: its inherited level cannot be known, so
+/// it cannot be captured right.
+const CHILDREN_FIRST: &[(&str, &str)] = &[
+    (
+        "message",
+        "INSERT INTO messages (id, chat_id, role, content, privacy, created_at, updated_at)
+         VALUES (?1, ?2, 'user', 'early', 'full', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+    ),
+    (
+        "task",
+        "INSERT INTO tasks (id, session_id, title, status, created_at, updated_at)
+         VALUES (?1, ?2, 'early', 'pending', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+    ),
+    (
+        "step",
+        "INSERT INTO steps (id, task_id, kind, status, created_at, updated_at)
+         VALUES (?1, ?2, 'early', 'pending', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+    ),
+    (
+        "tool call",
+        "INSERT INTO tool_calls (id, step_id, tool, arguments, status, created_at, updated_at)
+         VALUES (?1, ?2, 'early', '{}', 'pending', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+    ),
+    (
+        "artifact",
+        "INSERT INTO artifacts (id, session_id, name, media_type, body, created_at, updated_at)
+         VALUES (?1, ?2, 'early', 'text/plain', '', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+    ),
+];
+
 #[test]
 fn a_child_written_before_its_parent_is_refused_not_left_uncaptured() {
+    for (kind, sql) in CHILDREN_FIRST {
+        let (_dir, mut store) = temp_store();
+        let err = store
+            .write(|tx| {
+                let conn = tx.connection();
+                conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+                conn.execute(sql, [Id::new().to_string(), Id::new().to_string()])?;
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(err.code().code(), "ACODE-STORE-002", "{kind}: {err}");
+        assert!(
+            err.to_string()
+                .contains("write parents before their children"),
+            "{kind}: {err}"
+        );
+        assert!(entries(&mut store).is_empty(), "{kind}");
+        let rows: i64 = store
+            .connection()
+            .query_row(
+                "SELECT (SELECT count(*) FROM chats) + (SELECT count(*) FROM messages)
+                      + (SELECT count(*) FROM sessions) + (SELECT count(*) FROM tasks)
+                      + (SELECT count(*) FROM steps) + (SELECT count(*) FROM tool_calls)
+                      + (SELECT count(*) FROM artifacts)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 0, "{kind}");
+    }
+}
+
+/// A local-only message is never captured, whatever its chat's level: it may
+/// come before its chat, and only the chat is captured.
+#[test]
+fn a_local_only_message_may_precede_its_chat() {
     let (_dir, mut store) = temp_store();
     let chat = Id::new();
-    let err = store
+    store
         .write(|tx| {
             let conn = tx.connection();
             conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
             conn.execute(
                 "INSERT INTO messages (id, chat_id, role, content, privacy, created_at, updated_at)
-                 VALUES (?1, ?2, 'user', 'early', 'full', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+                 VALUES (?1, ?2, 'user', 'early', 'local_only', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
                 [Id::new().to_string(), chat.to_string()],
             )?;
             conn.execute(
@@ -127,23 +194,11 @@ fn a_child_written_before_its_parent_is_refused_not_left_uncaptured() {
             )?;
             Ok(())
         })
-        .unwrap_err();
-    assert_eq!(err.code().code(), "ACODE-STORE-002", "{err}");
-    assert!(
-        err.to_string()
-            .contains("write parents before their children"),
-        "{err}"
-    );
-    assert!(entries(&mut store).is_empty());
-    let rows: i64 = store
-        .connection()
-        .query_row(
-            "SELECT (SELECT count(*) FROM chats) + (SELECT count(*) FROM messages)",
-            [],
-            |r| r.get(0),
-        )
         .unwrap();
-    assert_eq!(rows, 0);
+    assert_eq!(
+        entries(&mut store),
+        vec![(Entity::Chat, chat, ChangeOp::Create)]
+    );
 }
 
 #[test]

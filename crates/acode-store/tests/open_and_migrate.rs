@@ -16,7 +16,7 @@ fn a_fresh_database_has_every_migration_applied_in_order() {
     let status = store.schema_status().unwrap();
     assert!(status.pending.is_empty());
     let versions: Vec<i64> = status.applied.iter().map(|m| m.version).collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(status.version, migrations::latest());
     assert_eq!(store.device_id().len(), 26);
 }
@@ -32,9 +32,9 @@ fn opening_without_migrating_shows_pending_migrations_and_migrate_applies_them()
     let mut store = Store::open(&path, &opts).unwrap();
     let status = store.schema_status().unwrap();
     assert_eq!(status.version, 0);
-    assert_eq!(status.pending.len(), 6);
+    assert_eq!(status.pending.len(), 7);
     let outcome = store.migrate(None).unwrap();
-    assert_eq!(outcome.applied.len(), 6);
+    assert_eq!(outcome.applied.len(), 7);
     assert!(
         outcome.backup.is_none(),
         "nothing to back up in an empty database"
@@ -80,7 +80,7 @@ fn an_upgrade_takes_a_backup_first_when_asked_and_runs_uncaptured() {
             .iter()
             .map(|m| m.version)
             .collect::<Vec<_>>(),
-        vec![2, 3, 4, 5, 6]
+        vec![2, 3, 4, 5, 6, 7]
     );
     let backup = outcome.backup.expect("a pre-migration backup");
     assert!(backup.starts_with(&backups));
@@ -112,7 +112,7 @@ fn an_upgrade_takes_no_backup_when_not_asked() {
     let path = dir.path().join("w.db");
     at_version_1(&path);
     let store = Store::open(&path, &OpenOptions::default()).unwrap();
-    assert_eq!(store.opened_with().applied.len(), 5);
+    assert_eq!(store.opened_with().applied.len(), 6);
     assert!(store.opened_with().backup.is_none());
     let files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -276,4 +276,124 @@ fn opening_without_create_never_leaves_a_file_behind() {
     let err = Store::open(&path, &opts).err().expect("refused");
     assert_eq!(code(err), "ACODE-STORE-008");
     assert!(!path.exists());
+}
+
+fn outbox_rows(store: &Store) -> Vec<Vec<rusqlite::types::Value>> {
+    let conn = store.connection();
+    let mut stmt = conn
+        .prepare("SELECT * FROM sync_outbox ORDER BY seq")
+        .unwrap();
+    let width = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..width).map(|i| r.get(i)).collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// V7 rebuilds sync_outbox (to make its CHECKs cheaper): every entry, in
+/// every state, comes through as it was, and what went with the table comes
+/// back.
+#[test]
+fn the_outbox_rebuild_carries_every_entry_over_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let opts = OpenOptions {
+        migrate: false,
+        ..Default::default()
+    };
+    let mut store = Store::open(&path, &opts).unwrap();
+    store.migrate_to(6).unwrap();
+    store
+        .write(|tx| {
+            let c = tx.create_chat(&NewChat::new("before"))?;
+            for i in 0..4 {
+                tx.add_message(&NewMessage::new(c.id, Role::User, format!("m{i}")))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store
+        .connection()
+        .execute_batch(
+            "UPDATE sync_outbox SET status = 'synced', settled_at = 5, payload = '{}' WHERE seq = 1;
+             UPDATE sync_outbox SET status = 'in_flight', batch_key = '01JD3Q5M2K7Y8V3C4B5N6M7P8Q', base_version = 3 WHERE seq = 2;
+             UPDATE sync_outbox SET status = 'failed', attempts = 2, next_retry_at = 9,
+                                    last_error = 'refused' WHERE seq = 3;",
+        )
+        .unwrap();
+    let before = outbox_rows(&store);
+    assert_eq!(before.len(), 5);
+    drop(store);
+
+    let mut store = Store::open(&path, &OpenOptions::default()).unwrap();
+    let applied: Vec<i64> = store
+        .opened_with()
+        .applied
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(applied, vec![7]);
+    assert_eq!(outbox_rows(&store), before);
+
+    // The local order continues after the old entries.
+    let chat = store
+        .write(|tx| tx.create_chat(&NewChat::new("after")))
+        .unwrap();
+    let after = store.read(|tx| tx.outbox(&[], 10)).unwrap();
+    let newest = after.last().unwrap();
+    assert_eq!((newest.entity_id, newest.seq), (chat.id, 6));
+
+    // The CHECKs still refuse what they refused.
+    let conn = store.connection();
+    for bad in [
+        "UPDATE sync_outbox SET status = 'done' WHERE seq = 1",
+        "UPDATE sync_outbox SET op = 'upsert' WHERE seq = 1",
+    ] {
+        let err = conn.execute(bad, []).unwrap_err();
+        assert!(
+            err.to_string().contains("CHECK constraint failed"),
+            "{bad}: {err}"
+        );
+    }
+    // The partial indexes and the newest-entry guard came back.
+    let objects: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'sync_outbox' AND type IN ('index', 'trigger')
+             ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        objects,
+        [
+            "sync_outbox_failed",
+            "sync_outbox_in_flight",
+            "sync_outbox_keep_newest"
+        ]
+    );
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT seq FROM sync_outbox WHERE status = 'in_flight' AND batch_key = '01JD3Q5M2K7Y8V3C4B5N6M7P8Q'",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("sync_outbox_in_flight"), "{plan}");
+    // The per-row state view reads the rebuilt table.
+    let (status, error): (String, String) = conn
+        .query_row(
+            "SELECT status, last_error FROM sync_row_state WHERE entity_id = ?1",
+            [before[2][3].clone()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap_or_else(|e| panic!("row state of a failed entry: {e}"));
+    assert_eq!((status.as_str(), error.as_str()), ("failed", "refused"));
+    // Pruning keeps the newest entry.
+    assert_eq!(conn.execute("DELETE FROM sync_outbox", []).unwrap(), 5);
+    assert_eq!(outbox_rows(&store).len(), 1);
 }
