@@ -5,7 +5,8 @@
 //! Latency: single-row commits alternate between the two, so disk noise hits
 //! both alike; p50/p99 at durability full and normal. Bulk: the same rows in
 //! one transaction through the typed API with capture, against a plain
-//! prepared INSERT without triggers (BENCH.md's reference).
+//! prepared INSERT without triggers (BENCH.md's reference), median of several
+//! rounds.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ pub struct Args {
     /// Rows of the bulk transaction.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     rows: u32,
+    /// Bulk rounds (each writer once per round); the median is reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
 }
 
 const CONTENT: &str = "a message of about two hundred bytes, like a short chat turn between a person and an assistant; \
@@ -105,57 +109,92 @@ fn latency(
     Ok(rows)
 }
 
-fn bulk(dir: &std::path::Path, rows: usize) -> anyhow::Result<Vec<Row>> {
-    let (mut captured, c1) = open(dir, "bulk-cap.db", Durability::Full, true)?;
-    let (mut plain, c2) = open(dir, "bulk-plain.db", Durability::Full, false)?;
-    let (mut api_plain, c3) = open(dir, "bulk-api-plain.db", Durability::Full, false)?;
+/// The three bulk writers: the typed API with capture, the typed API with
+/// the triggers dropped, and a plain prepared INSERT with the triggers
+/// dropped (BENCH.md's reference).
+#[derive(Clone, Copy)]
+enum Writer {
+    Captured,
+    ApiPlain,
+    Plain,
+}
 
+const WRITERS: [Writer; 3] = [Writer::Captured, Writer::ApiPlain, Writer::Plain];
+
+/// One writer's rows/s for `rows` messages in one transaction, into a new
+/// database.
+fn bulk_rate(dir: &std::path::Path, writer: Writer, rows: usize) -> anyhow::Result<f64> {
+    let (name, capture) = match writer {
+        Writer::Captured => ("bulk-cap.db", true),
+        Writer::ApiPlain => ("bulk-api-plain.db", false),
+        Writer::Plain => ("bulk-plain.db", false),
+    };
+    let (mut store, chat) = open(dir, name, Durability::Full, capture)?;
     let start = Instant::now();
-    captured.write(|tx| {
-        for _ in 0..rows {
-            tx.add_message(&NewMessage::new(c1, Role::Assistant, CONTENT))?;
+    match writer {
+        Writer::Captured | Writer::ApiPlain => store.write(|tx| {
+            for _ in 0..rows {
+                tx.add_message(&NewMessage::new(chat, Role::Assistant, CONTENT))?;
+            }
+            Ok(())
+        })?,
+        Writer::Plain => store.write(|tx| {
+            let mut stmt = tx.connection().prepare(
+                "INSERT INTO messages (id, chat_id, role, content, privacy, created_at, updated_at)
+                 VALUES (?1, ?2, 'assistant', ?3, 'full', ?4, ?4)",
+            )?;
+            let chat = chat.to_string();
+            let now = acode_store::time::format(&acode_store::time::now());
+            for _ in 0..rows {
+                stmt.execute((Id::new().to_string(), &chat, CONTENT, &now))?;
+            }
+            Ok(())
+        })?,
+    }
+    let rate = rows as f64 / start.elapsed().as_secs_f64();
+    if capture {
+        let outbox: i64 =
+            store
+                .connection()
+                .query_row("SELECT count(*) FROM sync_outbox", [], |r| r.get(0))?;
+        anyhow::ensure!(
+            outbox as usize == rows + 1,
+            "expected {} outbox entries, found {outbox}",
+            rows + 1
+        );
+    }
+    Ok(rate)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Bulk rates, median of `rounds`: each round on new databases, after one
+/// warm-up round of a tenth of the rows, the writers in an order that
+/// rotates so none is always first.
+fn bulk(dir: &std::path::Path, rows: usize, rounds: usize) -> anyhow::Result<Vec<Row>> {
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    for round in 0..=rounds {
+        let round_dir = dir.join(format!("bulk-{round}"));
+        std::fs::create_dir(&round_dir)?;
+        for k in 0..WRITERS.len() {
+            let which = (round + k) % WRITERS.len();
+            if round == 0 {
+                bulk_rate(&round_dir, WRITERS[which], rows.div_ceil(10))?;
+            } else {
+                rates[which].push(bulk_rate(&round_dir, WRITERS[which], rows)?);
+            }
         }
-        Ok(())
-    })?;
-    let captured_rate = rows as f64 / start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    api_plain.write(|tx| {
-        for _ in 0..rows {
-            tx.add_message(&NewMessage::new(c3, Role::Assistant, CONTENT))?;
-        }
-        Ok(())
-    })?;
-    let api_plain_rate = rows as f64 / start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    plain.write(|tx| {
-        let mut stmt = tx.connection().prepare(
-            "INSERT INTO messages (id, chat_id, role, content, privacy, created_at, updated_at)
-             VALUES (?1, ?2, 'assistant', ?3, 'full', ?4, ?4)",
-        )?;
-        let chat = c2.to_string();
-        let now = acode_store::time::format(&acode_store::time::now());
-        for _ in 0..rows {
-            stmt.execute((Id::new().to_string(), &chat, CONTENT, &now))?;
-        }
-        Ok(())
-    })?;
-    let plain_rate = rows as f64 / start.elapsed().as_secs_f64();
-
-    let outbox: i64 =
-        captured
-            .connection()
-            .query_row("SELECT count(*) FROM sync_outbox", [], |r| r.get(0))?;
-    anyhow::ensure!(
-        outbox as usize == rows + 1,
-        "expected {} outbox entries, found {outbox}",
-        rows + 1
-    );
-
+        std::fs::remove_dir_all(&round_dir)?;
+    }
+    let [captured_rate, api_plain_rate, plain_rate] = rates.map(median);
+    let figure =
+        format!("bulk insert, typed API with capture ({rows} rows, one tx, median of {rounds})");
     Ok(vec![
         Row {
-            figure: format!("bulk insert, typed API with capture ({rows} rows, one tx)"),
+            figure: figure.clone(),
             value: captured_rate,
             unit: "rows/s",
             reference: "plain prepared INSERT, triggers off".into(),
@@ -165,7 +204,7 @@ fn bulk(dir: &std::path::Path, rows: usize) -> anyhow::Result<Vec<Row>> {
             meets_target: captured_rate / plain_rate >= 0.40,
         },
         Row {
-            figure: format!("bulk insert, typed API with capture ({rows} rows, one tx)"),
+            figure,
             value: captured_rate,
             unit: "rows/s",
             reference: "typed API, triggers off".into(),
@@ -178,15 +217,19 @@ fn bulk(dir: &std::path::Path, rows: usize) -> anyhow::Result<Vec<Row>> {
 }
 
 pub fn run(args: &Args, quick: bool) -> anyhow::Result<Vec<Row>> {
-    let (commits, rows) = if quick {
-        (50, 2_000)
+    let (commits, rows, rounds) = if quick {
+        (50, 2_000, 1)
     } else {
-        (args.commits as usize, args.rows as usize)
+        (
+            args.commits as usize,
+            args.rows as usize,
+            args.rounds as usize,
+        )
     };
     let dir = tempfile::tempdir()?;
     let mut out = Vec::new();
     out.extend(latency(dir.path(), Durability::Full, commits)?);
     out.extend(latency(dir.path(), Durability::Normal, commits)?);
-    out.extend(bulk(dir.path(), rows)?);
+    out.extend(bulk(dir.path(), rows, rounds)?);
     Ok(out)
 }

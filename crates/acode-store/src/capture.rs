@@ -21,8 +21,28 @@ pub(crate) struct CaptureState {
     applying: AtomicBool,
     /// Set while schema migrations (and their backfills) run.
     migrating: AtomicBool,
-    clock: Mutex<HlcClock>,
+    clock: Mutex<Clock>,
     keys: Mutex<Generator>,
+}
+
+/// The connection's HLC clock and, per argument of `acode_hlc`, the text it
+/// last observed there. The clock only moves forward, so a floor whose text
+/// is unchanged since it was observed (the usual case: the last entry is the
+/// one this connection just made, the remote floor moves only on a pull)
+/// needs no parsing again.
+#[derive(Debug)]
+struct Clock {
+    hlc: HlcClock,
+    seen: [String; 2],
+}
+
+impl Clock {
+    fn new(device: &str) -> Self {
+        Clock {
+            hlc: HlcClock::new(device),
+            seen: [String::new(), String::new()],
+        }
+    }
 }
 
 impl CaptureState {
@@ -30,7 +50,7 @@ impl CaptureState {
         Arc::new(CaptureState {
             applying: AtomicBool::new(false),
             migrating: AtomicBool::new(false),
-            clock: Mutex::new(HlcClock::new("")),
+            clock: Mutex::new(Clock::new("")),
             keys: Mutex::new(Generator::new()),
         })
     }
@@ -52,15 +72,31 @@ impl CaptureState {
 
     pub(crate) fn set_device(&self, device: &str) {
         let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
-        *clock = HlcClock::new(device);
+        *clock = Clock::new(device);
     }
 
-    pub(crate) fn next_hlc(&self, floors: &[Option<Hlc>]) -> Hlc {
+    /// The next HLC, past both floors (the last entry's HLC and the remote
+    /// floor, as text; one that does not parse is ignored) and past every
+    /// HLC issued before.
+    pub(crate) fn next_hlc(&self, floors: [Option<&str>; 2]) -> String {
         let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
-        for floor in floors.iter().flatten() {
-            clock.observe(floor);
+        let Clock { hlc, seen } = &mut *clock;
+        for (text, seen) in floors.into_iter().zip(seen.iter_mut()) {
+            let Some(text) = text else { continue };
+            if text == seen.as_str() {
+                continue;
+            }
+            if let Ok(floor) = text.parse::<Hlc>() {
+                hlc.observe(&floor);
+            }
+            seen.clear();
+            seen.push_str(text);
         }
-        clock.tick(now_millis())
+        let issued = hlc.tick(now_millis()).to_string();
+        // The next entry's first floor is this one.
+        seen[0].clear();
+        seen[0].push_str(&issued);
+        issued
     }
 
     pub(crate) fn next_key(&self) -> ulid::Ulid {
@@ -100,8 +136,7 @@ pub(crate) fn install(conn: &mut Connection, state: &Arc<CaptureState>) -> rusql
 
     let s = Arc::clone(state);
     conn.create_scalar_function("acode_hlc", 2, flags, move |ctx| {
-        let floors = [hlc_arg(ctx, 0), hlc_arg(ctx, 1)];
-        Ok(s.next_hlc(&floors).to_string())
+        Ok(s.next_hlc([text_arg(ctx, 0), text_arg(ctx, 1)]))
     })?;
 
     conn.create_scalar_function("acode_now", 0, flags, |_| Ok(now_millis()))?;
@@ -148,10 +183,57 @@ fn text_arg<'a>(ctx: &'a Context<'_>, i: usize) -> Option<&'a str> {
     }
 }
 
-fn hlc_arg(ctx: &Context<'_>, i: usize) -> Option<Hlc> {
+fn privacy_arg(ctx: &Context<'_>, i: usize) -> Option<Privacy> {
     text_arg(ctx, i).and_then(|s| s.parse().ok())
 }
 
-fn privacy_arg(ctx: &Context<'_>, i: usize) -> Option<Privacy> {
-    text_arg(ctx, i).and_then(|s| s.parse().ok())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AHEAD: &str = "2999-01-01T00:00:00.000Z-0005-remote";
+
+    fn parsed(text: &str) -> Hlc {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn each_hlc_passes_the_last_one_and_both_floors() {
+        let state = CaptureState::new();
+        state.set_device("dev");
+        let first = state.next_hlc([None, None]);
+        let second = state.next_hlc([Some(&first), None]);
+        assert!(parsed(&second) > parsed(&first));
+        // A remote floor ahead of the wall clock is passed...
+        let third = state.next_hlc([Some(&second), Some(AHEAD)]);
+        assert!(parsed(&third) > parsed(AHEAD), "{third}");
+        // ...and stays passed while it is unchanged (not parsed again).
+        let fourth = state.next_hlc([Some(&third), Some(AHEAD)]);
+        assert!(parsed(&fourth) > parsed(&third), "{fourth}");
+        // A last entry made by another connection, further ahead, is passed.
+        let other = "2999-06-01T00:00:00.000Z-0000-other";
+        let fifth = state.next_hlc([Some(other), Some(AHEAD)]);
+        assert!(parsed(&fifth) > parsed(other), "{fifth}");
+        assert!(fifth.ends_with("-dev"), "{fifth}");
+    }
+
+    #[test]
+    fn a_floor_that_does_not_parse_is_ignored() {
+        let state = CaptureState::new();
+        state.set_device("dev");
+        let issued = state.next_hlc([Some("not an hlc"), Some("")]);
+        assert!(parsed(&issued).millis <= now_millis());
+    }
+
+    #[test]
+    fn a_new_device_clock_observes_a_floor_seen_before_again() {
+        let state = CaptureState::new();
+        state.set_device("first");
+        state.next_hlc([Some(AHEAD), None]);
+        // The clock restarts for the real device id: the same floor text
+        // must be observed again, not skipped as already seen.
+        state.set_device("dev");
+        let issued = state.next_hlc([Some(AHEAD), None]);
+        assert!(parsed(&issued) > parsed(AHEAD), "{issued}");
+    }
 }
