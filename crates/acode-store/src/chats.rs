@@ -104,9 +104,13 @@ impl Tx<'_> {
         }
         chat.updated_at = time::now();
         self.conn
-            .prepare_cached(
-                "UPDATE chats SET title = ?2, privacy = ?3, updated_at = ?4 WHERE id = ?1",
-            )?
+            .prepare_cached(if patch.privacy.is_some() {
+                "UPDATE chats SET title = ?2, privacy = ?3, updated_at = ?4 WHERE id = ?1"
+            } else {
+                // Without privacy in the SET list the privacy-change trigger
+                // is not part of the statement at all (V7).
+                "UPDATE chats SET title = ?2, updated_at = ?4 WHERE id = ?1"
+            })?
             .execute((
                 id.to_string(),
                 &chat.title,

@@ -122,9 +122,13 @@ impl Tx<'_> {
         }
         msg.updated_at = time::now();
         self.conn
-            .prepare_cached(
-                "UPDATE messages SET content = ?2, privacy = ?3, updated_at = ?4 WHERE id = ?1",
-            )?
+            .prepare_cached(if patch.privacy.is_some() {
+                "UPDATE messages SET content = ?2, privacy = ?3, updated_at = ?4 WHERE id = ?1"
+            } else {
+                // Without privacy in the SET list the privacy-change trigger
+                // is not part of the statement at all (V7).
+                "UPDATE messages SET content = ?2, updated_at = ?4 WHERE id = ?1"
+            })?
             .execute((
                 id.to_string(),
                 &msg.content,

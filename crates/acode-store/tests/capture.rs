@@ -290,10 +290,36 @@ fn local_only_rows_are_never_captured() {
     let m = msg(&mut store, c.id, "secret", Privacy::Full);
     let c2 = chat(&mut store, "shared", Privacy::Full);
     let m2 = msg(&mut store, c2.id, "mine only", Privacy::LocalOnly);
-    let (s, ..) = run(&mut store, Privacy::LocalOnly);
+    let (s, t, st, tc, a) = run(&mut store, Privacy::LocalOnly);
     clear_outbox(&mut store);
     store
         .write(|tx| {
+            // Everything under a local-only session inherits its level.
+            tx.update_task(
+                t.id,
+                &TaskPatch {
+                    status: Some(RunStatus::Running),
+                    ..Default::default()
+                },
+            )?;
+            tx.update_step(
+                st.id,
+                &StepPatch {
+                    output: Some("ok".into()),
+                    ..Default::default()
+                },
+            )?;
+            tx.update_tool_call(
+                tc.id,
+                &ToolCallPatch {
+                    result: Some("0".into()),
+                    ..Default::default()
+                },
+            )?;
+            tx.connection().execute(
+                "UPDATE artifacts SET body = 'fixed' WHERE id = ?1",
+                [a.id.to_string()],
+            )?;
             tx.update_chat(
                 c.id,
                 &ChatPatch {
@@ -372,6 +398,48 @@ fn redacted_rows_are_captured_and_their_payload_has_no_content() {
             Ok(())
         })
         .unwrap();
+}
+
+/// An update that names the privacy column without changing it is an
+/// ordinary update: captured once, as an update, with nothing for the
+/// descendants (the privacy-change triggers fire but find no change).
+#[test]
+fn an_update_that_sets_privacy_to_what_it_was_is_captured_once_as_an_update() {
+    let (_dir, mut store) = temp_store();
+    let c = chat(&mut store, "c", Privacy::Full);
+    let m = msg(&mut store, c.id, "m", Privacy::Redacted);
+    let (s, ..) = run(&mut store, Privacy::Redacted);
+    clear_outbox(&mut store);
+    store
+        .write(|tx| {
+            let conn = tx.connection();
+            conn.execute(
+                "UPDATE chats SET privacy = privacy, title = 'same' WHERE id = ?1",
+                [c.id.to_string()],
+            )?;
+            conn.execute(
+                "UPDATE messages SET privacy = 'redacted' WHERE id = ?1",
+                [m.id.to_string()],
+            )?;
+            tx.update_session(
+                s.id,
+                &SessionPatch {
+                    privacy: Some(Privacy::Redacted),
+                    ..Default::default()
+                },
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    use ChangeOp::Update;
+    assert_eq!(
+        entries(&mut store),
+        vec![
+            (Entity::Chat, c.id, Update),
+            (Entity::Message, m.id, Update),
+            (Entity::Session, s.id, Update),
+        ]
+    );
 }
 
 #[test]

@@ -161,10 +161,15 @@ impl Tx<'_> {
             s.ended_at = status.is_finished().then_some(s.updated_at);
         }
         self.conn
-            .prepare_cached(
+            .prepare_cached(if patch.privacy.is_some() {
                 "UPDATE sessions SET title = ?2, status = ?3, privacy = ?4, ended_at = ?5, updated_at = ?6
-                 WHERE id = ?1",
-            )?
+                 WHERE id = ?1"
+            } else {
+                // Without privacy in the SET list the privacy-change trigger
+                // is not part of the statement at all (V7).
+                "UPDATE sessions SET title = ?2, status = ?3, ended_at = ?5, updated_at = ?6
+                 WHERE id = ?1"
+            })?
             .execute((
                 id.to_string(),
                 &s.title,
