@@ -112,6 +112,43 @@ fn insert_update_delete_of_chats_and_messages_are_captured_once_each() {
     );
 }
 
+/// One edit of each run record under a session: a task, a step and a tool
+/// call through the typed API, an artifact by SQL (it has no update call).
+fn edit_run_records(
+    tx: &Tx<'_>,
+    t: &Task,
+    st: &Step,
+    c: &ToolCall,
+    a: &Artifact,
+) -> acode_store::Result<()> {
+    tx.update_task(
+        t.id,
+        &TaskPatch {
+            status: Some(RunStatus::Succeeded),
+            ..Default::default()
+        },
+    )?;
+    tx.update_step(
+        st.id,
+        &StepPatch {
+            output: Some("ok".into()),
+            ..Default::default()
+        },
+    )?;
+    tx.update_tool_call(
+        c.id,
+        &ToolCallPatch {
+            result: Some("0".into()),
+            ..Default::default()
+        },
+    )?;
+    tx.connection().execute(
+        "UPDATE artifacts SET body = 'fixed' WHERE id = ?1",
+        [a.id.to_string()],
+    )?;
+    Ok(())
+}
+
 #[test]
 fn insert_update_delete_of_every_run_record_are_captured_once_each() {
     let (_dir, mut store) = temp_store();
@@ -137,32 +174,7 @@ fn insert_update_delete_of_every_run_record_are_captured_once_each() {
                     ..Default::default()
                 },
             )?;
-            tx.update_task(
-                t.id,
-                &TaskPatch {
-                    status: Some(RunStatus::Succeeded),
-                    ..Default::default()
-                },
-            )?;
-            tx.update_step(
-                st.id,
-                &StepPatch {
-                    output: Some("ok".into()),
-                    ..Default::default()
-                },
-            )?;
-            tx.update_tool_call(
-                c.id,
-                &ToolCallPatch {
-                    result: Some("0".into()),
-                    ..Default::default()
-                },
-            )?;
-            tx.connection().execute(
-                "UPDATE artifacts SET body = 'fixed' WHERE id = ?1",
-                [a.id.to_string()],
-            )?;
-            Ok(())
+            edit_run_records(tx, &t, &st, &c, &a)
         })
         .unwrap();
     assert_eq!(
@@ -295,31 +307,7 @@ fn local_only_rows_are_never_captured() {
     store
         .write(|tx| {
             // Everything under a local-only session inherits its level.
-            tx.update_task(
-                t.id,
-                &TaskPatch {
-                    status: Some(RunStatus::Running),
-                    ..Default::default()
-                },
-            )?;
-            tx.update_step(
-                st.id,
-                &StepPatch {
-                    output: Some("ok".into()),
-                    ..Default::default()
-                },
-            )?;
-            tx.update_tool_call(
-                tc.id,
-                &ToolCallPatch {
-                    result: Some("0".into()),
-                    ..Default::default()
-                },
-            )?;
-            tx.connection().execute(
-                "UPDATE artifacts SET body = 'fixed' WHERE id = ?1",
-                [a.id.to_string()],
-            )?;
+            edit_run_records(tx, &t, &st, &tc, &a)?;
             tx.update_chat(
                 c.id,
                 &ChatPatch {

@@ -25,11 +25,7 @@ fn a_fresh_database_has_every_migration_applied_in_order() {
 fn opening_without_migrating_shows_pending_migrations_and_migrate_applies_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.db");
-    let opts = OpenOptions {
-        migrate: false,
-        ..Default::default()
-    };
-    let mut store = Store::open(&path, &opts).unwrap();
+    let mut store = open_unmigrated(&path);
     let status = store.schema_status().unwrap();
     assert_eq!(status.version, 0);
     assert_eq!(status.pending.len(), 7);
@@ -45,12 +41,17 @@ fn opening_without_migrating_shows_pending_migrations_and_migrate_applies_them()
         .unwrap();
 }
 
-fn at_version_1(path: &std::path::Path) {
+/// A store opened without applying any migration.
+fn open_unmigrated(path: &std::path::Path) -> Store {
     let opts = OpenOptions {
         migrate: false,
         ..Default::default()
     };
-    let mut store = Store::open(path, &opts).unwrap();
+    Store::open(path, &opts).unwrap()
+}
+
+fn at_version_1(path: &std::path::Path) {
+    let mut store = open_unmigrated(path);
     store.migrate_to(1).unwrap();
     store
         .connection()
@@ -299,11 +300,7 @@ fn outbox_rows(store: &Store) -> Vec<Vec<rusqlite::types::Value>> {
 fn the_outbox_rebuild_carries_every_entry_over_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.db");
-    let opts = OpenOptions {
-        migrate: false,
-        ..Default::default()
-    };
-    let mut store = Store::open(&path, &opts).unwrap();
+    let mut store = open_unmigrated(&path);
     store.migrate_to(6).unwrap();
     store
         .write(|tx| {
